@@ -1,0 +1,140 @@
+"""What the offset index and the time index share: a file of fixed-size entries.
+
+Index files are derived data. They are not checksummed; they are sanity-checked
+when loaded and rebuilt from the log when anything is off. Entries live in
+memory (an inactive segment's index is read on first use) and reach the file
+in bulk, on flush, roll and close, so an append costs no index syscall. After a
+crash the missing tail is rebuilt by recovery, which is why losing it is safe.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from pathlib import Path
+from typing import ClassVar
+
+from client.errors import StorageError
+
+__all__ = ["CorruptIndexError", "IndexFile"]
+
+
+class CorruptIndexError(StorageError):
+    """An index file fails its sanity check; the caller rebuilds it from the log."""
+
+
+class IndexFile:
+    """A file of ``ENTRY``-sized records with a bounded number of entries."""
+
+    ENTRY: ClassVar[struct.Struct]
+    SUFFIX: ClassVar[str]
+
+    def __init__(self, path: Path, base_offset: int, max_entries: int) -> None:
+        self.path = path
+        self.base_offset = base_offset
+        self.max_entries = max_entries
+        self._file = io.FileIO(path, "a+")
+        size = os.fstat(self._file.fileno()).st_size
+        if size % self.ENTRY.size:
+            self._file.close()
+            raise CorruptIndexError(
+                f"{path}: size {size} is not a multiple of the {self.ENTRY.size}-byte entry"
+            )
+        self._disk_entries = size // self.ENTRY.size
+        self._pending = bytearray()
+        self._loaded = False
+
+    # -- subclass hooks -------------------------------------------------------------
+
+    def _set_columns(self, rows: list[tuple[int, ...]]) -> None:
+        raise NotImplementedError
+
+    def _append_column_values(self, row: tuple[int, ...]) -> None:
+        raise NotImplementedError
+
+    def _check_rows(self, rows: list[tuple[int, ...]]) -> str | None:
+        """A description of the first inconsistency, or None."""
+        raise NotImplementedError
+
+    # -- shared mechanics -----------------------------------------------------------
+
+    @property
+    def entry_count(self) -> int:
+        return self._disk_entries + len(self._pending) // self.ENTRY.size
+
+    @property
+    def is_full(self) -> bool:
+        return self.entry_count >= self.max_entries
+
+    @property
+    def size_on_disk(self) -> int:
+        return self._disk_entries * self.ENTRY.size
+
+    def ensure_loaded(self) -> None:
+        """Read the file into memory (once); raise ``CorruptIndexError`` if it is inconsistent."""
+        if self._loaded:
+            return
+        data = os.pread(self._file.fileno(), self.size_on_disk, 0)
+        rows = list(self.ENTRY.iter_unpack(data)) if data else []
+        rows.extend(self.ENTRY.iter_unpack(self._pending))
+        problem = self._check_rows(rows)
+        if problem:
+            raise CorruptIndexError(f"{self.path}: {problem}")
+        self._set_columns(rows)
+        self._loaded = True
+
+    def last_row_on_disk(self) -> tuple[int, ...] | None:
+        """The last entry as stored, without loading the rest: the cheap open-time check."""
+        if self._disk_entries == 0:
+            return None
+        pos = self.size_on_disk - self.ENTRY.size
+        return self.ENTRY.unpack(os.pread(self._file.fileno(), self.ENTRY.size, pos))
+
+    def _append_row(self, row: tuple[int, ...]) -> None:
+        self.ensure_loaded()
+        self._pending += self.ENTRY.pack(*row)
+        self._append_column_values(row)
+
+    def reset(self) -> None:
+        """Drop every entry, on disk and in memory (before a rebuild)."""
+        self._file.truncate(0)
+        self._disk_entries = 0
+        self._pending.clear()
+        self._set_columns([])
+        self._loaded = True
+
+    def write_pending(self) -> None:
+        """Hand pending entries to the OS (no fsync)."""
+        if self._pending:
+            data = bytes(self._pending)
+            written = 0
+            while written < len(data):
+                written += os.write(self._file.fileno(), data[written:])
+            self._disk_entries += len(data) // self.ENTRY.size
+            self._pending.clear()
+
+    def fsync(self) -> None:
+        """Make what ``write_pending`` handed to the OS durable."""
+        os.fsync(self._file.fileno())
+
+    def rename(self, path: Path) -> None:
+        os.rename(self.path, path)
+        self.path = path
+
+    def close(self) -> None:
+        """Write pending entries and close; the caller decides whether to fsync first."""
+        if not self._file.closed:
+            try:
+                self.write_pending()
+            finally:
+                self._file.close()
+
+    def close_discarding(self) -> None:
+        """Close without writing pending entries (the segment is being deleted)."""
+        self._pending.clear()
+        self._file.close()
+
+    def delete(self) -> None:
+        self.close_discarding()
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,562 @@
+"""A partition's log: an ordered list of segments, the last one active.
+
+The log is plain synchronous code that knows nothing of the event loop. Its
+methods are thread-safe, so the blocking ones (``flush``, ``delete_old_segments``,
+``close``) can run in a worker thread while the event loop appends and reads.
+
+On append the log checks each batch's framing and CRC32C (``check_batch``),
+stamps base offset and leader epoch into the header, and writes the bytes. It
+never decompresses or decodes a record. Reads return a ``FileSlice`` of whole
+batches for the server to ``sendfile``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from bisect import bisect_right
+from collections.abc import Callable
+from pathlib import Path
+
+from client.errors import (
+    InvalidRecordError,
+    OffsetOutOfRangeError,
+    RecordBatchTooLargeError,
+    RecordTooLargeError,
+    StorageError,
+)
+from client.record import Record, RecordBatch, check_batch
+from client.record.layout import LOG_OVERHEAD, NO_PARTITION_LEADER_EPOCH, STAMP, BytesLike
+from logserver.log.checkpoint import PartitionCheckpoint, write_atomically, write_checkpoint
+from logserver.log.config import LogConfig
+from logserver.log.file_slice import FileSlice
+from logserver.log.files import CLEAN_SHUTDOWN_FILE
+from logserver.log.recovery import RecoveryReport, load_log
+from logserver.log.segment import LogSegment, PartialWriteError, now_ms
+
+__all__ = ["AppendInfo", "DeletedSegment", "PartitionLog", "TimestampOffset"]
+
+log = logging.getLogger(__name__)
+
+_MAX_RELATIVE_OFFSET = 2**31 - 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AppendInfo:
+    first_offset: int
+    last_offset: int
+    max_timestamp: int
+    record_count: int
+    size_bytes: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TimestampOffset:
+    offset: int
+    timestamp: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeletedSegment:
+    base_offset: int
+    size_bytes: int
+    reason: str  # "retention.ms" or "retention.bytes"
+
+
+class PartitionLog:
+    """Append, read, roll, retain, flush and close one partition's segments."""
+
+    def __init__(
+        self,
+        directory: Path,
+        config: LogConfig,
+        segments: list[LogSegment],
+        *,
+        log_start_offset: int,
+        recovery_point: int,
+        clock_ms: Callable[[], int],
+        recovery_report: RecoveryReport,
+    ) -> None:
+        self.directory = directory
+        self._config = config
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        self._clock = clock_ms
+        self._log_start_offset = log_start_offset
+        self._recovery_point = recovery_point
+        active_next = segments[-1].next_offset
+        assert active_next is not None
+        self._next_offset = active_next
+        self._unflushed_messages = 0
+        self._last_flush_ms = clock_ms()
+        self._pending_deletes: list[tuple[int, LogSegment]] = []
+        self._failure: StorageError | None = None
+        self._closed = False
+        self._lock = threading.RLock()  # state and files: appends, reads, rolls, deletes
+        self._flush_lock = threading.Lock()  # held across fsyncs; deletions wait for it
+        self._checkpoint_lock = threading.Lock()
+        self.recovery_report = recovery_report
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path | str,
+        config: LogConfig | None = None,
+        *,
+        clock_ms: Callable[[], int] = now_ms,
+        full_recovery: bool = False,
+    ) -> PartitionLog:
+        """Open a partition directory (created if missing), recovering it if needed."""
+        directory = Path(directory)
+        config = config or LogConfig()
+        loaded = load_log(directory, config, clock_ms, full_recovery=full_recovery)
+        partition_log = cls(
+            directory,
+            config,
+            loaded.segments,
+            log_start_offset=loaded.log_start_offset,
+            recovery_point=loaded.recovery_point,
+            clock_ms=clock_ms,
+            recovery_report=loaded.report,
+        )
+        partition_log._write_checkpoint()
+        return partition_log
+
+    def __repr__(self) -> str:
+        return (
+            f"PartitionLog({str(self.directory)!r}, start={self._log_start_offset}, "
+            f"end={self._next_offset}, segments={len(self._segments)})"
+        )
+
+    # -- state ----------------------------------------------------------------------
+
+    @property
+    def config(self) -> LogConfig:
+        return self._config
+
+    def update_config(self, config: LogConfig) -> None:
+        """Apply new settings (an AlterConfigs); they take effect from the next append."""
+        with self._lock:
+            self._config = config
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._next_offset
+
+    @property
+    def recovery_point(self) -> int:
+        return self._recovery_point
+
+    @property
+    def size_bytes(self) -> int:
+        with self._lock:
+            return sum(s.size for s in self._segments)
+
+    @property
+    def segments(self) -> tuple[LogSegment, ...]:
+        with self._lock:
+            return tuple(self._segments)
+
+    @property
+    def active_segment(self) -> LogSegment:
+        return self._segments[-1]
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise StorageError(f"{self.directory}: the log is closed")
+        if self._failure is not None:
+            raise StorageError(
+                f"{self.directory}: the log stopped after an unrecoverable write error "
+                f"({self._failure.message}); reopen it to recover"
+            )
+
+    # -- append ---------------------------------------------------------------------
+
+    def append(self, data: BytesLike, *, leader_epoch: int | None = None) -> AppendInfo:
+        """Validate, stamp and append one or more whole batches; return their offsets.
+
+        A writable buffer (``bytearray``) is stamped in place. Raises
+        ``CorruptRecordError`` / ``InvalidRecordError`` for a bad batch,
+        ``RecordTooLargeError`` past ``max.message.bytes``,
+        ``RecordBatchTooLargeError`` past ``segment.bytes``, and ``StorageError``
+        when the disk fails (nothing is appended then).
+        """
+        view = data if isinstance(data, memoryview) else memoryview(data)
+        total = len(view)
+        if total == 0:
+            raise InvalidRecordError(f"{self.directory}: append of zero bytes")
+        config = self._config
+        headers = []
+        position = 0
+        while position < total:
+            header = check_batch(view, position, total)
+            size = header.batch_length + LOG_OVERHEAD
+            if size > config.max_message_bytes:
+                raise RecordTooLargeError(
+                    f"batch of {size} bytes exceeds max.message.bytes={config.max_message_bytes}"
+                )
+            headers.append(header)
+            position += size
+        if total > config.segment_bytes:
+            raise RecordBatchTooLargeError(
+                f"{total} bytes of batches exceed segment.bytes={config.segment_bytes}"
+            )
+        epoch = NO_PARTITION_LEADER_EPOCH if leader_epoch is None else leader_epoch
+        in_place = not view.readonly
+
+        with self._lock:
+            self._check_writable()
+            first_offset = self._next_offset
+            span = sum(h.last_offset_delta + 1 for h in headers)
+            segment = self._maybe_roll(total, span)
+            offset = first_offset
+            position = 0
+            buffers: list[BytesLike] = [view] if in_place else []
+            batches = []
+            records = 0
+            max_timestamp = headers[0].max_timestamp
+            for header in headers:
+                size = header.batch_length + LOG_OVERHEAD
+                if in_place:
+                    STAMP.pack_into(view, position, offset, header.batch_length, epoch)
+                else:
+                    buffers.append(STAMP.pack(offset, header.batch_length, epoch))
+                    buffers.append(view[position + STAMP.size : position + size])
+                batches.append((offset, size, header.max_timestamp))
+                offset += header.last_offset_delta + 1
+                records += header.record_count
+                max_timestamp = max(max_timestamp, header.max_timestamp)
+                position += size
+            try:
+                segment.append(buffers, batches, offset)
+            except PartialWriteError as exc:
+                self._failure = exc
+                raise
+            self._next_offset = offset
+            self._unflushed_messages += records
+        return AppendInfo(first_offset, offset - 1, max_timestamp, records, total)
+
+    def _maybe_roll(self, incoming_bytes: int, incoming_offsets: int) -> LogSegment:
+        active = self._segments[-1]
+        if active.is_empty:
+            return active
+        config = self._config
+        reason = None
+        if active.size + incoming_bytes > config.segment_bytes:
+            reason = "segment.bytes"
+        elif self._clock() - active.created_ms >= config.segment_ms:
+            reason = "segment.ms"
+        elif active.offset_index.is_full or active.time_index.is_full:
+            reason = "segment.index.bytes"
+        elif self._next_offset + incoming_offsets - 1 - active.base_offset > _MAX_RELATIVE_OFFSET:
+            reason = "relative offset overflow"
+        if reason is None:
+            return active
+        return self._roll(reason)
+
+    def _roll(self, reason: str) -> LogSegment:
+        active = self._segments[-1]
+        try:
+            new = LogSegment.create(
+                self.directory,
+                self._next_offset,
+                index_interval_bytes=self._config.index_interval_bytes,
+                max_index_bytes=self._config.segment_index_bytes,
+                now_ms=self._clock(),
+            )
+            active.seal()
+        except OSError as exc:
+            raise StorageError(
+                f"{self.directory}: cannot roll a segment at offset {self._next_offset}: "
+                f"{exc.strerror}"
+            ) from exc
+        self._segments.append(new)
+        self._bases.append(new.base_offset)
+        log.debug("%s: rolled segment at offset %d (%s)", self.directory, new.base_offset, reason)
+        return new
+
+    def roll(self) -> int:
+        """Start a new segment now (if the active one holds data); return the active base offset."""
+        with self._lock:
+            self._check_writable()
+            if not self._segments[-1].is_empty:
+                self._roll("requested")
+            return self._segments[-1].base_offset
+
+    # -- read -----------------------------------------------------------------------
+
+    def read(
+        self, offset: int, max_bytes: int, *, max_offset: int | None = None
+    ) -> FileSlice | None:
+        """Whole batches from the one holding ``offset``, up to ``max_bytes``.
+
+        The first batch is returned whole even when it is larger than
+        ``max_bytes``, so a reader always makes progress. ``max_offset``
+        (exclusive, e.g. the high watermark) bounds what is served. Returns None
+        when there is nothing at or after ``offset`` below the bound; raises
+        ``OffsetOutOfRangeError`` outside ``[log_start_offset, log_end_offset]``.
+        """
+        with self._lock:
+            start, end = self._log_start_offset, self._next_offset
+            if offset < start or offset > end:
+                raise OffsetOutOfRangeError(
+                    f"offset {offset} is outside [{start}, {end}] of {self.directory.name}"
+                )
+            upper = end if max_offset is None else min(max_offset, end)
+            if offset >= upper:
+                return None
+            i = max(0, bisect_right(self._bases, offset) - 1)
+            while i < len(self._segments):
+                segment = self._segments[i]
+                found = segment.find(offset)
+                if found is not None:
+                    break
+                i += 1
+            else:
+                return None
+            position, header = found
+            limit = segment.size
+            if upper < end:
+                bound = segment.find(upper)
+                if bound is not None:
+                    limit = bound[0]
+            if limit <= position:
+                return None
+            if limit - position <= max_bytes:
+                size = limit - position
+            else:
+                boundary = segment.last_boundary_within(position, position + max(max_bytes, 0))
+                if boundary == position:
+                    boundary = position + header.batch_length + LOG_OVERHEAD
+                size = boundary - position
+            return segment.slice(position, size, header.base_offset)
+
+    def read_records(self, offset: int, max_bytes: int = 1 << 20) -> list[Record]:
+        """Decoded records from ``offset`` (for tools and tests: the broker never decodes)."""
+        file_slice = self.read(offset, max_bytes)
+        if file_slice is None:
+            return []
+        return [r for batch in file_slice.batches() for r in batch.records() if r.offset >= offset]
+
+    def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
+        """The first record whose timestamp is at or after ``timestamp``, if any.
+
+        Decodes one batch to find the exact record (ListOffsets is not a hot path).
+        """
+        with self._lock:
+            for segment in self._segments:
+                if segment.largest_timestamp < timestamp:
+                    continue
+                found = segment.find_by_timestamp(timestamp)
+                if found is None:
+                    continue
+                position, header = found
+                data = segment.slice(
+                    position, header.batch_length + LOG_OVERHEAD, header.base_offset
+                )
+                for record in RecordBatch(data.read_bytes()).records():
+                    if record.timestamp >= timestamp and record.offset >= self._log_start_offset:
+                        return TimestampOffset(record.offset, record.timestamp)
+            return None
+
+    # -- retention ------------------------------------------------------------------
+
+    def delete_old_segments(self) -> list[DeletedSegment]:
+        """Apply ``retention.ms`` and ``retention.bytes`` to whole inactive segments.
+
+        Removed segments are renamed ``*.deleted`` at once and unlinked after
+        ``file.delete.delay.ms``, so slices already handed out stay readable.
+        """
+        with self._lock:
+            if self._closed:
+                return []
+            config = self._config
+            now = self._clock()
+            inactive = self._segments[:-1]
+            doomed: list[DeletedSegment] = []
+            if config.retention_ms >= 0:
+                for segment in inactive:
+                    if now - segment.largest_timestamp <= config.retention_ms:
+                        break
+                    doomed.append(DeletedSegment(segment.base_offset, segment.size, "retention.ms"))
+            if config.retention_bytes >= 0:
+                excess = sum(s.size for s in self._segments) - sum(d.size_bytes for d in doomed)
+                excess -= config.retention_bytes
+                for segment in inactive[len(doomed) :]:
+                    if excess - segment.size < 0:
+                        break
+                    excess -= segment.size
+                    doomed.append(
+                        DeletedSegment(segment.base_offset, segment.size, "retention.bytes")
+                    )
+            if not doomed:
+                return []
+            removed = self._segments[: len(doomed)]
+            del self._segments[: len(doomed)]
+            del self._bases[: len(doomed)]
+            self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
+            self._recovery_point = max(self._recovery_point, self._log_start_offset)
+            deadline = now + config.file_delete_delay_ms
+            try:
+                for segment in removed:
+                    segment.rename_for_deletion()
+            finally:
+                self._pending_deletes.extend((deadline, s) for s in removed)
+        for d in doomed:
+            log.info(
+                "%s: deleted segment %d (%d bytes) by %s; log start offset is now %d",
+                self.directory.name,
+                d.base_offset,
+                d.size_bytes,
+                d.reason,
+                self._log_start_offset,
+            )
+        self._write_checkpoint()
+        self.purge_deleted()
+        return doomed
+
+    def purge_deleted(self, *, force: bool = False) -> int:
+        """Unlink segments whose deletion delay has passed; return how many."""
+        with self._lock:
+            now = self._clock()
+            due = [s for deadline, s in self._pending_deletes if force or deadline <= now]
+            if not due:
+                return 0
+            if not self._flush_lock.acquire(blocking=force):
+                return 0  # a flush may be fsyncing one of them; the next call finishes the job
+            try:
+                for segment in due:
+                    segment.delete()
+                self._pending_deletes = [(d, s) for d, s in self._pending_deletes if s not in due]
+            finally:
+                self._flush_lock.release()
+            return len(due)
+
+    # -- flush ----------------------------------------------------------------------
+
+    def pending_flush_offset(self) -> int | None:
+        """The offset ``flush`` should reach now by policy, or None when nothing is due.
+
+        Rolled segments are always due (as in Kafka), so after a crash only the
+        active segment needs re-validation; ``flush.messages`` and ``flush.ms``
+        make the active segment due too.
+        """
+        with self._lock:
+            config = self._config
+            by_messages = (
+                config.flush_messages is not None
+                and self._unflushed_messages >= config.flush_messages
+            )
+            by_time = (
+                config.flush_ms is not None
+                and self._clock() - self._last_flush_ms >= config.flush_ms
+            )
+            if self._next_offset > self._recovery_point and (by_messages or by_time):
+                return self._next_offset
+            active_base = self._segments[-1].base_offset
+            if self._recovery_point < active_base:
+                return active_base
+            return None
+
+    def maybe_flush(self) -> bool:
+        """Flush if the policy says so (blocking: call it from a worker thread in a server)."""
+        offset = self.pending_flush_offset()
+        if offset is None:
+            return False
+        self.flush(offset)
+        return True
+
+    def flush(self, offset: int | None = None) -> None:
+        """fsync everything below ``offset`` (default: the log end) and advance the recovery point.
+
+        Blocking; safe to call from a worker thread while the event loop appends.
+        """
+        with self._flush_lock:
+            with self._lock:
+                if self._closed:
+                    return
+                target = self._next_offset if offset is None else min(offset, self._next_offset)
+                if target <= self._recovery_point:
+                    return
+                segments = self._unflushed_segments(target)
+                for segment in segments:
+                    segment.write_pending_indexes()
+                flushed_messages = self._unflushed_messages if target == self._next_offset else 0
+            try:
+                for segment in segments:
+                    segment.fsync()
+            except OSError as exc:
+                raise StorageError(f"{self.directory}: fsync failed: {exc.strerror}") from exc
+            with self._lock:
+                self._recovery_point = max(self._recovery_point, target)
+                self._unflushed_messages -= flushed_messages
+                self._last_flush_ms = self._clock()
+        self._write_checkpoint()
+        self.purge_deleted()
+
+    def _unflushed_segments(self, target: int) -> list[LogSegment]:
+        """Segments holding offsets in ``[recovery_point, target)``: the ones to fsync."""
+        ends = [*self._bases[1:], self._next_offset]
+        return [
+            segment
+            for segment, end in zip(self._segments, ends, strict=True)
+            if end > self._recovery_point and segment.base_offset < target
+        ]
+
+    def _write_checkpoint(self) -> None:
+        with self._checkpoint_lock:
+            with self._lock:
+                checkpoint = PartitionCheckpoint(self._recovery_point, self._log_start_offset)
+            try:
+                write_checkpoint(self.directory, checkpoint)
+            except OSError as exc:
+                raise StorageError(
+                    f"{self.directory}: cannot write the checkpoint: {exc.strerror}"
+                ) from exc
+
+    # -- close ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush, checkpoint, close the files and leave the clean-shutdown marker.
+
+        A log that stopped after a write error closes without the marker, so the
+        next open re-validates its tail.
+        """
+        with self._flush_lock, self._lock:
+            if self._closed:
+                return
+            try:
+                for segment in self._segments:
+                    segment.write_pending_indexes()
+                for segment in self._unflushed_segments(self._next_offset):
+                    segment.fsync()
+                self._recovery_point = self._next_offset
+            finally:
+                self._closed = True
+        try:
+            self._write_checkpoint()
+            with self._lock:
+                for _, segment in self._pending_deletes:
+                    segment.delete()
+                self._pending_deletes.clear()
+                for segment in self._segments:
+                    segment.close()
+            if self._failure is None:
+                write_atomically(self.directory / CLEAN_SHUTDOWN_FILE, b"")
+        except OSError as exc:
+            raise StorageError(f"{self.directory}: closing failed: {exc.strerror}") from exc
+
+    def __enter__(self) -> PartitionLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
