@@ -131,7 +131,7 @@ class IndexFile:
                 self._file.close()
 
     def close_discarding(self) -> None:
-        """Close without writing pending entries (the segment is being deleted)."""
+        """Close without writing pending entries (deleted segment, or a simulated crash)."""
         self._pending.clear()
         self._file.close()
 

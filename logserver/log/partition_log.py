@@ -555,6 +555,19 @@ class PartitionLog:
         except OSError as exc:
             raise StorageError(f"{self.directory}: closing failed: {exc.strerror}") from exc
 
+    def close_handlers(self) -> None:
+        """Close every file without writing anything: no index tail, checkpoint or marker.
+
+        For a log directory that failed (Kafka's ``closeHandlers``). What it leaves
+        on disk is what ``kill -9`` leaves, so the next open runs recovery.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for segment in self._segments + [s for _, s in self._pending_deletes]:
+                segment.close_discarding()
+
     def __enter__(self) -> PartitionLog:
         return self
 

@@ -403,6 +403,12 @@ class LogSegment:
         finally:
             self.file.close()
 
+    def close_discarding(self) -> None:
+        """Close without writing buffered index entries (the process is going away)."""
+        self.offset_index.close_discarding()
+        self.time_index.close_discarding()
+        self.file.close()
+
     def rename_for_deletion(self) -> None:
         """Step one of removal: rename to ``*.deleted``; open descriptors stay valid."""
         for holder in (self, self.offset_index, self.time_index):
