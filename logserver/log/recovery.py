@@ -317,3 +317,5 @@ def _recover_from(segments: list[LogSegment], first: int, report: RecoveryReport
         report.removed_segments.append((removed.base_offset, removed.size))
         removed.delete()
     del segments[i:]
+    for inactive in segments[first:-1]:
+        inactive.seal()

@@ -1,0 +1,1 @@
+"""Offline tools for partition directories: dump, verify, recover, reindex."""

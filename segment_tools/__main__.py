@@ -1,0 +1,3 @@
+from segment_tools.cli import main
+
+raise SystemExit(main())
