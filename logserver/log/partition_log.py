@@ -110,7 +110,10 @@ class PartitionLog:
         """Open a partition directory (created if missing), recovering it if needed."""
         directory = Path(directory)
         config = config or LogConfig()
-        loaded = load_log(directory, config, clock_ms, full_recovery=full_recovery)
+        try:
+            loaded = load_log(directory, config, clock_ms, full_recovery=full_recovery)
+        except OSError as exc:
+            raise StorageError(f"{directory}: cannot open the log: {exc}") from exc
         partition_log = cls(
             directory,
             config,

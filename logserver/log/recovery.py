@@ -183,6 +183,8 @@ def load_log(
             segment.close()
         raise
 
+    for inactive in segments[:-1]:
+        inactive.sealed = True
     log_end = segments[-1].next_offset
     assert log_end is not None
     first_base = segments[0].base_offset

@@ -110,6 +110,7 @@ class LogSegment:
         self._max_timestamp = NO_TIMESTAMP
         self._offset_of_max_timestamp = base_offset
         self._largest_timestamp_cache: int | None = None
+        self.sealed = False  # rolled: never appended to again, time index carries its max
 
     # -- creation -------------------------------------------------------------------
 
@@ -302,6 +303,8 @@ class LogSegment:
                     header.batch_length + LOG_OVERHEAD,
                     header.max_timestamp,
                 )
+        if self.sealed and scanner.batches:
+            self.time_index.maybe_append(self._max_timestamp, self._offset_of_max_timestamp)
         cut = size - scanner.valid_end if truncate else 0
         if cut:
             os.ftruncate(self._fd, scanner.valid_end)
@@ -383,6 +386,7 @@ class LogSegment:
         """On roll: record the final largest timestamp and hand index entries to the OS."""
         if self.size:
             self.time_index.maybe_append(self._max_timestamp, self._offset_of_max_timestamp)
+        self.sealed = True
         self.write_pending_indexes()
 
     def write_pending_indexes(self) -> None:
