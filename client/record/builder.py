@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 import msgpack
 from crc32c import crc32c
 
+from client.errors import InvalidTimestampError
 from client.record.compression import Compression, compress
 from client.record.layout import (
     HEADER_SIZE,
@@ -40,9 +41,7 @@ _PREFIX = struct.Struct(">qiibI")
 _TAIL = struct.Struct(">hiqqqhii")
 assert _PREFIX.size + _TAIL.size == HEADER_SIZE
 
-# msgpack framing of one record with small deltas: array header, two ints, two bin headers.
-_RECORD_OVERHEAD = 16
-_HEADER_OVERHEAD = 8
+_MAX_TIMESTAMP = 2**63 - 1
 
 HeadersArg = Mapping[str, BytesLike | None] | Iterable[tuple[str, BytesLike | None]] | None
 
@@ -54,6 +53,35 @@ def _now_ms() -> int:
 def _check_payload(name: str, payload: object) -> None:
     if payload is not None and not isinstance(payload, bytes | bytearray | memoryview):
         raise TypeError(f"record {name} must be bytes or None, not {type(payload).__name__}")
+
+
+# Exact msgpack encoded sizes, so ``estimated_size`` is a true upper bound.
+def _packed_int_size(value: int) -> int:
+    if -32 <= value < 128:
+        return 1
+    if -128 <= value < 256:
+        return 2
+    if -(2**15) <= value < 2**16:
+        return 3
+    if -(2**31) <= value < 2**32:
+        return 5
+    return 9
+
+
+def _packed_bin_size(payload: BytesLike | None) -> int:
+    if payload is None:
+        return 1
+    n = payload.nbytes if isinstance(payload, memoryview) else len(payload)
+    return n + (2 if n < 256 else 3 if n < 65536 else 5)
+
+
+def _packed_str_size(text: str) -> int:
+    n = len(text.encode())
+    return n + (1 if n < 32 else 2 if n < 256 else 3 if n < 65536 else 5)
+
+
+def _packed_array_header_size(count: int) -> int:
+    return 1 if count < 16 else 3 if count < 65536 else 5
 
 
 def _normalize_headers(headers: HeadersArg) -> tuple[tuple[str, BytesLike | None], ...]:
@@ -109,8 +137,9 @@ class BatchBuilder:
 
     @property
     def estimated_size(self) -> int:
-        """An upper bound of the uncompressed batch size, for producers' ``batch_size``."""
-        return self._size_estimate
+        """The uncompressed batch size (an upper bound of the built size), for ``batch_size``."""
+        count = len(self._records)
+        return self._size_estimate + (_packed_array_header_size(count) if count else 0)
 
     def append(
         self,
@@ -119,11 +148,19 @@ class BatchBuilder:
         timestamp_ms: int | None = None,
         headers: HeadersArg = None,
     ) -> int:
-        """Add a record; return its offset delta within the batch."""
+        """Add a record; return its offset delta within the batch.
+
+        Raises ``TypeError`` for a key, value or header that is not bytes, and
+        ``InvalidTimestampError`` for a timestamp outside ``[0, 2**63)`` (Kafka's rule).
+        """
         _check_payload("value", value)
         _check_payload("key", key)
         if timestamp_ms is None:
             timestamp_ms = _now_ms()
+        elif not isinstance(timestamp_ms, int) or not 0 <= timestamp_ms <= _MAX_TIMESTAMP:
+            raise InvalidTimestampError(
+                f"timestamp {timestamp_ms!r} is not an int64 millisecond time >= 0"
+            )
         header_pairs = _normalize_headers(headers)
         delta = len(self._records)
         if delta == 0:
@@ -133,10 +170,16 @@ class BatchBuilder:
         self._records.append(
             (delta, timestamp_ms - self._first_timestamp, key, value, header_pairs)  # type: ignore[arg-type]
         )
-        size = _RECORD_OVERHEAD + (len(key) if key is not None else 0)
-        size += len(value) if value is not None else 0
+        size = (
+            1  # the record's 5-element array header
+            + _packed_int_size(delta)
+            + _packed_int_size(timestamp_ms - self._first_timestamp)
+            + _packed_bin_size(key)
+            + _packed_bin_size(value)
+            + _packed_array_header_size(len(header_pairs))
+        )
         for hkey, hvalue in header_pairs:
-            size += _HEADER_OVERHEAD + len(hkey) * 4 + (len(hvalue) if hvalue is not None else 0)
+            size += 1 + _packed_str_size(hkey) + _packed_bin_size(hvalue)
         self._size_estimate += size
         return delta
 

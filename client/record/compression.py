@@ -56,16 +56,41 @@ def compress(codec: Compression, body: bytes) -> bytes:
     raise UnsupportedCompressionTypeError(f"compression id {int(codec)} is not supported")
 
 
+# No codec here expands data more than this (lz4's worst case is 255:1, snappy's about 21:1):
+# a header claiming more is corrupt, and refusing it avoids a hostile allocation.
+_MAX_EXPANSION = 256
+_EXPANSION_SLACK = 1024
+
+
+def _check_claimed_size(codec: Compression, claimed: int, compressed: int) -> None:
+    if claimed > compressed * _MAX_EXPANSION + _EXPANSION_SLACK:
+        raise ValueError(f"{compressed} bytes claim {claimed} bytes uncompressed")
+
+
+def _snappy_claimed_size(body: BytesLike) -> int:
+    """The varint length prefix of a raw snappy block."""
+    size = shift = 0
+    for byte in bytes(body[:10]):
+        size |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return size
+        shift += 7
+    raise ValueError("no valid length prefix")
+
+
 def decompress(codec_id: int, body: BytesLike) -> BytesLike:
     """Decompress a batch body; a body the codec rejects is a ``CorruptRecordError``."""
     if codec_id == Compression.NONE:
         return body
     try:
         if codec_id == Compression.LZ4:
+            claimed = lz4.frame.get_frame_info(body).get("content_size") or 0
+            _check_claimed_size(Compression.LZ4, claimed, len(body))
             return lz4.frame.decompress(body)
         if codec_id == Compression.SNAPPY:
+            _check_claimed_size(Compression.SNAPPY, _snappy_claimed_size(body), len(body))
             return snappy.uncompress(bytes(body))
-    except (RuntimeError, ValueError, snappy.UncompressError) as exc:
+    except (RuntimeError, ValueError, MemoryError, snappy.UncompressError) as exc:
         codec = Compression(codec_id).label
         raise CorruptRecordError(f"{codec} body does not decompress: {exc}") from exc
     raise UnsupportedCompressionTypeError(f"compression id {codec_id} is not supported")

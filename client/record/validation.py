@@ -15,6 +15,7 @@ from client.errors import CorruptRecordError, InvalidRecordError
 from client.record.layout import (
     CRC_COVERS_FROM,
     HEADER,
+    HEADER_SIZE,
     LOG_OVERHEAD,
     MAGIC,
     MIN_BATCH_LENGTH,
@@ -24,7 +25,7 @@ from client.record.layout import (
 
 _LENGTH = struct.Struct(">i")
 
-__all__ = ["IncompleteBatchError", "check_batch", "compute_crc"]
+__all__ = ["IncompleteBatchError", "check_batch", "check_batch_fields", "compute_crc"]
 
 
 class IncompleteBatchError(CorruptRecordError):
@@ -39,22 +40,19 @@ def compute_crc(batch: BytesLike, pos: int = 0, end: int | None = None) -> int:
     return crc32c(view[pos + CRC_COVERS_FROM : end])
 
 
-def check_batch(buf: BytesLike, pos: int = 0, end: int | None = None) -> BatchHeader:
-    """Validate the batch starting at ``pos`` and return its header.
-
-    Raises ``IncompleteBatchError`` when the batch runs past ``end`` (default: the
-    end of ``buf``), ``CorruptRecordError`` for a bad length, magic or CRC, and
-    ``InvalidRecordError`` when the record count and offset delta disagree.
-    """
-    view = buf if isinstance(buf, memoryview) else memoryview(buf)
-    if end is None:
-        end = len(view)
+def check_batch_fields(view: memoryview, pos: int, end: int) -> tuple[int, ...]:
+    """``check_batch`` for hot paths: the header as a plain tuple, in ``HEADER`` order."""
     available = end - pos
-    if available < LOG_OVERHEAD:
+    if available >= HEADER_SIZE:
+        fields = HEADER.unpack_from(view, pos)
+        length = fields[1]
+    elif available >= LOG_OVERHEAD:
+        fields = ()
+        length = _LENGTH.unpack_from(view, pos + 8)[0]
+    else:
         raise IncompleteBatchError(
             f"batch at position {pos}: only {available} bytes left, a header needs {LOG_OVERHEAD}"
         )
-    length = _LENGTH.unpack_from(view, pos + 8)[0]
     if length < MIN_BATCH_LENGTH:
         raise CorruptRecordError(
             f"batch at position {pos}: batch_length {length} is below the minimum "
@@ -66,21 +64,32 @@ def check_batch(buf: BytesLike, pos: int = 0, end: int | None = None) -> BatchHe
             f"batch at position {pos}: batch_length {length} points past the end "
             f"({batch_end} > {end})"
         )
-    header = BatchHeader._make(HEADER.unpack_from(view, pos))
-    if header.magic != MAGIC:
+    # From here the whole header is present: batch_length >= MIN_BATCH_LENGTH.
+    if fields[3] != MAGIC:
         raise CorruptRecordError(
-            f"batch at position {pos} (offset {header.base_offset}): "
-            f"unsupported magic {header.magic}, expected {MAGIC}"
+            f"batch at position {pos} (offset {fields[0]}): unsupported magic {fields[3]}, "
+            f"expected {MAGIC}"
         )
     actual = crc32c(view[pos + CRC_COVERS_FROM : batch_end])
-    if actual != header.crc:
+    if actual != fields[4]:
         raise CorruptRecordError(
-            f"batch at position {pos} (offset {header.base_offset}): CRC32C mismatch, "
-            f"stored {header.crc:#010x}, computed {actual:#010x}"
+            f"batch at position {pos} (offset {fields[0]}): CRC32C mismatch, "
+            f"stored {fields[4]:#010x}, computed {actual:#010x}"
         )
-    if header.record_count < 1 or header.last_offset_delta != header.record_count - 1:
+    if fields[12] < 1 or fields[6] != fields[12] - 1:
         raise InvalidRecordError(
-            f"batch at position {pos} (offset {header.base_offset}): record_count "
-            f"{header.record_count} does not match last_offset_delta {header.last_offset_delta}"
+            f"batch at position {pos} (offset {fields[0]}): record_count {fields[12]} "
+            f"does not match last_offset_delta {fields[6]}"
         )
-    return header
+    return fields
+
+
+def check_batch(buf: BytesLike, pos: int = 0, end: int | None = None) -> BatchHeader:
+    """Validate the batch starting at ``pos`` and return its header.
+
+    Raises ``IncompleteBatchError`` when the batch runs past ``end`` (default: the
+    end of ``buf``), ``CorruptRecordError`` for a bad length, magic or CRC, and
+    ``InvalidRecordError`` when the record count and offset delta disagree.
+    """
+    view = buf if isinstance(buf, memoryview) else memoryview(buf)
+    return BatchHeader._make(check_batch_fields(view, pos, len(view) if end is None else end))
