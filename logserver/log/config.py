@@ -8,6 +8,7 @@ same keys with dots turned into underscores.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from client.errors import InvalidConfigurationError
 __all__ = ["LogConfig"]
 
 _DAY_MS = 24 * 60 * 60 * 1000
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 _MAX_SEGMENT_BYTES = 2**31 - 1  # positions in the offset index are uint32, Kafka caps at int32
 
 
@@ -69,11 +71,11 @@ class LogConfig:
 
         Unknown keys and unparsable values raise ``InvalidConfigurationError``.
         """
-        known = {f.name: f for f in dataclasses.fields(cls)}
+        known = {f.name.replace("_", "."): f.name for f in dataclasses.fields(cls)}
         changes: dict[str, int | None] = {}
         for key, raw in props.items():
-            attr = key.replace(".", "_")
-            if attr not in known:
+            attr = known.get(key)
+            if attr is None:
                 raise InvalidConfigurationError(f"unknown log config {key!r}")
             changes[attr] = _parse_int(key, raw, optional=attr in ("flush_messages", "flush_ms"))
         return dataclasses.replace(base or cls(), **changes)
@@ -91,9 +93,9 @@ def _parse_int(key: str, raw: Any, *, optional: bool) -> int | None:
         if optional:
             return None
         raise InvalidConfigurationError(f"{key} needs a value")
-    if isinstance(raw, bool):
+    if type(raw) is int:
+        return raw
+    text = raw.strip() if isinstance(raw, str) else None
+    if text is None or not _INTEGER.fullmatch(text):
         raise InvalidConfigurationError(f"{key}={raw!r}: not an integer")
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise InvalidConfigurationError(f"{key}={raw!r}: not an integer") from None
+    return int(text)

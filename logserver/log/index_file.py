@@ -42,6 +42,7 @@ class IndexFile:
                 f"{path}: size {size} is not a multiple of the {self.ENTRY.size}-byte entry"
             )
         self._disk_entries = size // self.ENTRY.size
+        self._count = self._disk_entries
         self._pending = bytearray()
         self._loaded = False
 
@@ -61,11 +62,11 @@ class IndexFile:
 
     @property
     def entry_count(self) -> int:
-        return self._disk_entries + len(self._pending) // self.ENTRY.size
+        return self._count
 
     @property
     def is_full(self) -> bool:
-        return self.entry_count >= self.max_entries
+        return self._count >= self.max_entries
 
     @property
     def size_on_disk(self) -> int:
@@ -92,14 +93,14 @@ class IndexFile:
         return self.ENTRY.unpack(os.pread(self._file.fileno(), self.ENTRY.size, pos))
 
     def _append_row(self, row: tuple[int, ...]) -> None:
-        self.ensure_loaded()
         self._pending += self.ENTRY.pack(*row)
         self._append_column_values(row)
+        self._count += 1
 
     def reset(self) -> None:
         """Drop every entry, on disk and in memory (before a rebuild)."""
         self._file.truncate(0)
-        self._disk_entries = 0
+        self._disk_entries = self._count = 0
         self._pending.clear()
         self._set_columns([])
         self._loaded = True

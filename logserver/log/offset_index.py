@@ -42,7 +42,8 @@ class OffsetIndex(IndexFile):
 
     def append(self, offset: int, position: int) -> None:
         rel = offset - self.base_offset
-        self.ensure_loaded()
+        if not self._loaded:
+            self.ensure_loaded()
         if self._offsets and (rel <= self._offsets[-1] or position <= self._positions[-1]):
             raise ValueError(
                 f"{self.path}: entry ({offset}, {position}) does not follow the last one"

@@ -18,6 +18,7 @@ import threading
 from bisect import bisect_right
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from client.errors import (
     InvalidRecordError,
@@ -27,7 +28,14 @@ from client.errors import (
     StorageError,
 )
 from client.record import Record, RecordBatch, check_batch
-from client.record.layout import LOG_OVERHEAD, NO_PARTITION_LEADER_EPOCH, STAMP, BytesLike
+from client.record.layout import (
+    LOG_OVERHEAD,
+    NO_PARTITION_LEADER_EPOCH,
+    STAMP,
+    STAMP_SIZE,
+    BytesLike,
+)
+from client.record.validation import check_batch_fields
 from logserver.log.checkpoint import PartitionCheckpoint, write_atomically, write_checkpoint
 from logserver.log.config import LogConfig
 from logserver.log.file_slice import FileSlice
@@ -42,8 +50,7 @@ log = logging.getLogger(__name__)
 _MAX_RELATIVE_OFFSET = 2**31 - 1
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AppendInfo:
+class AppendInfo(NamedTuple):
     first_offset: int
     last_offset: int
     max_timestamp: int
@@ -193,26 +200,76 @@ class PartitionLog:
         ``RecordBatchTooLargeError`` past ``segment.bytes``, and ``StorageError``
         when the disk fails (nothing is appended then).
         """
-        view = data if isinstance(data, memoryview) else memoryview(data)
-        total = len(view)
+        view = data if type(data) is memoryview else memoryview(data)
+        total = view.nbytes
         if total == 0:
             raise InvalidRecordError(f"{self.directory}: append of zero bytes")
+        fields = check_batch_fields(view, 0, total)
+        size = fields[1] + LOG_OVERHEAD
+        if size != total:
+            return self._append_many(view, leader_epoch)
+        # One batch per append: the produce hot path, kept free of avoidable calls.
         config = self._config
-        headers = []
-        position = 0
-        while position < total:
-            header = check_batch(view, position, total)
-            size = header.batch_length + LOG_OVERHEAD
+        if size > config.max_message_bytes or size > config.segment_bytes:
+            self._check_sizes([size], size)
+        length, last_offset_delta, max_timestamp, count = (
+            fields[1],
+            fields[6],
+            fields[8],
+            fields[12],
+        )
+        epoch = NO_PARTITION_LEADER_EPOCH if leader_epoch is None else leader_epoch
+        with self._lock:
+            if self._closed or self._failure is not None:
+                self._check_writable()
+            offset = self._next_offset
+            next_offset = offset + last_offset_delta + 1
+            segment = self._segments[-1]
+            if segment.size and (
+                segment.size + size > config.segment_bytes
+                or segment.index_full
+                or next_offset - 1 - segment.base_offset > _MAX_RELATIVE_OFFSET
+                or self._clock() - segment.created_ms >= config.segment_ms
+            ):
+                segment = self._maybe_roll(size, last_offset_delta + 1)
+            if view.readonly:
+                buffers: tuple[BytesLike, ...] = (
+                    STAMP.pack(offset, length, epoch),
+                    view[STAMP_SIZE:],
+                )
+            else:
+                STAMP.pack_into(view, 0, offset, length, epoch)
+                buffers = (view,)
+            try:
+                segment.append_batch(buffers, offset, size, max_timestamp, next_offset)
+            except PartialWriteError as exc:
+                self._failure = exc
+                raise
+            self._next_offset = next_offset
+            self._unflushed_messages += count
+        return AppendInfo(offset, next_offset - 1, max_timestamp, count, size)
+
+    def _check_sizes(self, sizes: list[int], total: int) -> None:
+        config = self._config
+        for size in sizes:
             if size > config.max_message_bytes:
                 raise RecordTooLargeError(
                     f"batch of {size} bytes exceeds max.message.bytes={config.max_message_bytes}"
                 )
-            headers.append(header)
-            position += size
         if total > config.segment_bytes:
             raise RecordBatchTooLargeError(
                 f"{total} bytes of batches exceed segment.bytes={config.segment_bytes}"
             )
+
+    def _append_many(self, view: memoryview, leader_epoch: int | None) -> AppendInfo:
+        total = view.nbytes
+        headers = []
+        position = 0
+        while position < total:
+            header = check_batch(view, position, total)
+            headers.append(header)
+            position += header.batch_length + LOG_OVERHEAD
+        self._check_sizes([h.batch_length + LOG_OVERHEAD for h in headers], total)
         epoch = NO_PARTITION_LEADER_EPOCH if leader_epoch is None else leader_epoch
         in_place = not view.readonly
 
@@ -258,7 +315,7 @@ class PartitionLog:
             reason = "segment.bytes"
         elif self._clock() - active.created_ms >= config.segment_ms:
             reason = "segment.ms"
-        elif active.offset_index.is_full or active.time_index.is_full:
+        elif active.index_full:
             reason = "segment.index.bytes"
         elif self._next_offset + incoming_offsets - 1 - active.base_offset > _MAX_RELATIVE_OFFSET:
             reason = "relative offset overflow"
@@ -427,14 +484,15 @@ class PartitionLog:
         self.purge_deleted()
         return doomed
 
-    def purge_deleted(self, *, force: bool = False) -> int:
+    def purge_deleted(self) -> int:
         """Unlink segments whose deletion delay has passed; return how many."""
         with self._lock:
             now = self._clock()
-            due = [s for deadline, s in self._pending_deletes if force or deadline <= now]
+            due = [s for deadline, s in self._pending_deletes if deadline <= now]
             if not due:
                 return 0
-            if not self._flush_lock.acquire(blocking=force):
+            # Lock order is flush lock, then log lock: never wait for the flush lock here.
+            if not self._flush_lock.acquire(blocking=False):
                 return 0  # a flush may be fsyncing one of them; the next call finishes the job
             try:
                 for segment in due:

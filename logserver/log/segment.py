@@ -111,6 +111,7 @@ class LogSegment:
         self._offset_of_max_timestamp = base_offset
         self._largest_timestamp_cache: int | None = None
         self.sealed = False  # rolled: never appended to again, time index carries its max
+        self.index_full = self.offset_index.is_full or self.time_index.is_full
 
     # -- creation -------------------------------------------------------------------
 
@@ -168,6 +169,7 @@ class LogSegment:
             self.offset_index.append(base_offset, position)
             self.time_index.maybe_append(self._max_timestamp, self._offset_of_max_timestamp)
             self._bytes_since_index = 0
+            self.index_full = self.offset_index.is_full or self.time_index.is_full
         self._bytes_since_index += size
 
     # -- append ---------------------------------------------------------------------
@@ -195,6 +197,37 @@ class LogSegment:
             track(base_offset, position, size, max_timestamp)
             position += size
         self.size = position
+        self.next_offset = next_offset
+        return start
+
+    def append_batch(
+        self,
+        buffers: Sequence[BytesLike],
+        base_offset: int,
+        size: int,
+        max_timestamp: int,
+        next_offset: int,
+    ) -> int:
+        """``append`` for exactly one batch of ``size`` bytes: the common, lean case."""
+        start = self.size
+        try:
+            written = (
+                os.write(self._fd, buffers[0])
+                if len(buffers) == 1
+                else os.writev(self._fd, buffers)
+            )
+            if written != size:
+                _write_rest(self._fd, buffers, written)
+        except OSError as exc:
+            self._roll_back(start, exc)
+        if (
+            max_timestamp > self._max_timestamp
+            or self._bytes_since_index > self._index_interval_bytes
+        ):
+            self._track(base_offset, start, size, max_timestamp)
+        else:  # what _track would do in this case, without the call
+            self._bytes_since_index += size
+        self.size = start + size
         self.next_offset = next_offset
         return start
 
@@ -288,6 +321,7 @@ class LogSegment:
     def _rescan(self, *, truncate: bool) -> SegmentScan:
         self.offset_index.reset()
         self.time_index.reset()
+        self.index_full = False
         self._bytes_since_index = 0
         self._max_timestamp = NO_TIMESTAMP
         self._offset_of_max_timestamp = self.base_offset
@@ -432,14 +466,17 @@ class LogSegment:
 
 
 def _write_all(fd: int, buffers: Sequence[BytesLike]) -> None:
-    if len(buffers) == 1:
-        data = buffers[0]
-        written = os.write(fd, data)
-        if written == len(data):
-            return
-        remaining = [memoryview(data)[written:]]
-    else:
-        remaining = [memoryview(b) for b in buffers]
+    written = os.write(fd, buffers[0]) if len(buffers) == 1 else os.writev(fd, buffers[:_IOV_MAX])
+    _write_rest(fd, buffers, written)
+
+
+def _write_rest(fd: int, buffers: Sequence[BytesLike], written: int) -> None:
+    """Finish a write that took only ``written`` bytes of ``buffers`` (a full disk, a signal)."""
+    remaining = [memoryview(b).cast("B") for b in buffers]
+    while remaining and written >= remaining[0].nbytes:
+        written -= remaining.pop(0).nbytes
+    if remaining:
+        remaining[0] = remaining[0][written:]
     while remaining:
         chunk = remaining[:_IOV_MAX]
         written = os.writev(fd, chunk)

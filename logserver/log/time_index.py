@@ -43,7 +43,8 @@ class TimeIndex(IndexFile):
 
     def maybe_append(self, timestamp: int, offset: int) -> bool:
         """Add ``(timestamp, offset)`` if the timestamp is newer than the last entry's."""
-        self.ensure_loaded()
+        if not self._loaded:
+            self.ensure_loaded()
         if self._timestamps and timestamp <= self._timestamps[-1]:
             return False
         rel = offset - self.base_offset
