@@ -130,7 +130,11 @@ class PartitionLog:
             clock_ms=clock_ms,
             recovery_report=loaded.report,
         )
-        partition_log._write_checkpoint()
+        try:
+            partition_log._write_checkpoint()
+        except BaseException:
+            partition_log.close_handlers()
+            raise
         return partition_log
 
     def __repr__(self) -> str:

@@ -250,8 +250,13 @@ def _first_to_validate(
         recovery_point = checkpoint.recovery_point if checkpoint else 0
         bases = [s.base_offset for s in segments]
         first = max(0, bisect_right(bases, recovery_point) - 1)
+        # Continuity past an empty segment is judged from the segment before it.
+        while 0 < first < len(segments) - 1 and segments[first].is_empty:
+            first -= 1
     limit = len(segments) - 1 if first is None else first
     for i in range(limit):
+        if segments[i].is_empty:
+            return max(0, i - 1)
         if i in suspect:
             return i
         try:
@@ -289,6 +294,14 @@ def _recover_from(segments: list[LogSegment], first: int, report: RecoveryReport
     i = first
     while i < len(segments):
         segment = segments[i]
+        if segment.is_empty and i < len(segments) - 1 and segment.base_offset != expected:
+            # An empty segment out of sequence holds nothing: a stray file. Dropping it
+            # loses nothing; continuity is judged between its neighbours. (An empty
+            # segment exactly where the log continues lost its data: that is a cut.)
+            report.removed_files.append(segment.path.name)
+            segment.delete()
+            del segments[i]
+            continue
         if segment.base_offset != expected:
             previous = segments[i - 1]
             report.truncation = Truncation(

@@ -19,7 +19,7 @@ import io
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from client.errors import CorruptRecordError, StorageError
@@ -88,8 +88,9 @@ class LogSegment:
         self.path = segment_path(directory, base_offset, LOG_SUFFIX)
         self.file = io.FileIO(self.path, "a+")
         self._fd = self.file.fileno()
+        offset_index: OffsetIndex | None = None
         try:
-            self.offset_index = OffsetIndex(
+            offset_index = OffsetIndex(
                 segment_path(directory, base_offset, INDEX_SUFFIX),
                 base_offset,
                 max(1, max_index_bytes // OffsetIndex.ENTRY.size),
@@ -100,8 +101,11 @@ class LogSegment:
                 max(1, max_index_bytes // TimeIndex.ENTRY.size),
             )
         except (OSError, CorruptIndexError):
+            if offset_index is not None:
+                offset_index.close_discarding()
             self.file.close()
             raise
+        self.offset_index = offset_index
         self.size = os.fstat(self._fd).st_size
         self.created_ms = created_ms
         self.next_offset: int | None = base_offset if self.size == 0 else None
@@ -261,22 +265,58 @@ class LogSegment:
             )
         return header
 
-    def _indexed_position(self, offset: int) -> int:
-        try:
-            return self.offset_index.lookup(offset)[1]
-        except CorruptIndexError as exc:
-            log.warning("%s; rebuilding the indexes of segment %d", exc, self.base_offset)
-            self.rebuild_indexes()
-            return self.offset_index.lookup(offset)[1]
+    def _index_start(self, offset: int) -> tuple[int, int]:
+        """The indexed ``(offset, position)`` to scan from, checked against the log.
 
-    def find(self, offset: int) -> tuple[int, BatchHeader] | None:
-        """Position and header of the batch holding ``offset``; None past the segment's end."""
-        position, end = self._indexed_position(offset), self.size
+        An index entry that does not name the batch it points at is derived data
+        gone wrong: the indexes are rebuilt once. A mismatch after that is damage
+        in the log itself (a base offset is not covered by the CRC).
+        """
+        for attempt in (1, 2):
+            try:
+                entry_offset, position = self.offset_index.lookup(offset)
+            except CorruptIndexError as exc:
+                problem = str(exc)
+            else:
+                if position >= self.size:
+                    return entry_offset, position
+                found = self.header_at(position).base_offset
+                if found == entry_offset:
+                    return entry_offset, position
+                problem = (
+                    f"{self.offset_index.path}: entry for offset {entry_offset} points at a batch "
+                    f"with base offset {found} (position {position})"
+                )
+            if attempt == 2:
+                raise CorruptRecordError(f"{problem}; the log itself is damaged")
+            log.warning("%s; rebuilding the indexes of segment %d", problem, self.base_offset)
+            self.rebuild_indexes()
+        raise AssertionError("unreachable")
+
+    def _walk(self, offset: int) -> Iterator[tuple[int, BatchHeader]]:
+        """Headers from the indexed batch at or before ``offset``, each continuing the last."""
+        expected, position = self._index_start(offset)
+        end = self.size
         while position < end:
             header = self.header_at(position)
+            if header.base_offset != expected:
+                raise CorruptRecordError(
+                    f"{self.path}: batch at position {position} has base offset "
+                    f"{header.base_offset}, expected {expected}: the segment is damaged"
+                )
+            yield position, header
+            expected = header.base_offset + header.last_offset_delta + 1
+            position += header.batch_length + LOG_OVERHEAD
+
+    def find(self, offset: int) -> tuple[int, BatchHeader] | None:
+        """Position and header of the batch holding ``offset``; None past the segment's end.
+
+        Raises ``CorruptRecordError`` when the batches on the way break the offset
+        sequence, so a damaged base offset is an error, never a wrong record.
+        """
+        for position, header in self._walk(offset):
             if header.base_offset + header.last_offset_delta >= offset:
                 return position, header
-            position += header.batch_length + LOG_OVERHEAD
         return None
 
     def last_boundary_within(self, start: int, limit: int) -> int:
@@ -302,16 +342,11 @@ class LogSegment:
             log.warning("%s; rebuilding the indexes of segment %d", exc, self.base_offset)
             self.rebuild_indexes()
             entry = self.time_index.lookup(timestamp)
-        found = self.find(entry[1] if entry else self.base_offset)
-        if found is None:
-            return None
-        position, header = found
-        while header.max_timestamp < timestamp:
-            position += header.batch_length + LOG_OVERHEAD
-            if position >= self.size:
-                return None
-            header = self.header_at(position)
-        return position, header
+        # Every batch before the entry's offset is older than ``timestamp``.
+        for position, header in self._walk(entry[1] if entry else self.base_offset):
+            if header.max_timestamp >= timestamp:
+                return position, header
+        return None
 
     def slice(self, position: int, size: int, first_offset: int) -> FileSlice:
         return FileSlice(self.file, self.path, position, size, first_offset)
