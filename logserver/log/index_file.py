@@ -51,9 +51,6 @@ class IndexFile:
     def _set_columns(self, rows: list[tuple[int, ...]]) -> None:
         raise NotImplementedError
 
-    def _append_column_values(self, row: tuple[int, ...]) -> None:
-        raise NotImplementedError
-
     def _check_rows(self, rows: list[tuple[int, ...]]) -> str | None:
         """A description of the first inconsistency, or None."""
         raise NotImplementedError
@@ -91,11 +88,6 @@ class IndexFile:
             return None
         pos = self.size_on_disk - self.ENTRY.size
         return self.ENTRY.unpack(os.pread(self._file.fileno(), self.ENTRY.size, pos))
-
-    def _append_row(self, row: tuple[int, ...]) -> None:
-        self._pending += self.ENTRY.pack(*row)
-        self._append_column_values(row)
-        self._count += 1
 
     def reset(self) -> None:
         """Drop every entry, on disk and in memory (before a rebuild)."""

@@ -19,8 +19,11 @@ from logserver.log.index_file import IndexFile
 __all__ = ["OffsetIndex"]
 
 
+_ENTRY = struct.Struct(">II")
+
+
 class OffsetIndex(IndexFile):
-    ENTRY = struct.Struct(">II")
+    ENTRY = _ENTRY
     SUFFIX = ".index"
 
     _offsets: array[int]
@@ -30,10 +33,6 @@ class OffsetIndex(IndexFile):
         self._offsets = array("I", [r[0] for r in rows])
         self._positions = array("I", [r[1] for r in rows])
 
-    def _append_column_values(self, row: tuple[int, ...]) -> None:
-        self._offsets.append(row[0])
-        self._positions.append(row[1])
-
     def _check_rows(self, rows: list[tuple[int, ...]]) -> str | None:
         for i in range(1, len(rows)):
             if rows[i][0] <= rows[i - 1][0] or rows[i][1] <= rows[i - 1][1]:
@@ -41,14 +40,19 @@ class OffsetIndex(IndexFile):
         return None
 
     def append(self, offset: int, position: int) -> None:
-        rel = offset - self.base_offset
+        # Flat on purpose: with 16 KiB batches every append adds an entry.
         if not self._loaded:
             self.ensure_loaded()
-        if self._offsets and (rel <= self._offsets[-1] or position <= self._positions[-1]):
+        rel = offset - self.base_offset
+        offsets, positions = self._offsets, self._positions
+        if offsets and (rel <= offsets[-1] or position <= positions[-1]):
             raise ValueError(
                 f"{self.path}: entry ({offset}, {position}) does not follow the last one"
             )
-        self._append_row((rel, position))
+        self._pending += _ENTRY.pack(rel, position)
+        offsets.append(rel)
+        positions.append(position)
+        self._count += 1
 
     def lookup(self, offset: int) -> tuple[int, int]:
         """(offset, position) of the last entry at or before ``offset``, else the segment start."""

@@ -35,7 +35,7 @@ from client.record.layout import (
     STAMP_SIZE,
     BytesLike,
 )
-from client.record.validation import check_batch_fields
+from client.record.validation import check_single_batch
 from logserver.log.checkpoint import PartitionCheckpoint, write_atomically, write_checkpoint
 from logserver.log.config import LogConfig
 from logserver.log.file_slice import FileSlice
@@ -48,6 +48,8 @@ __all__ = ["AppendInfo", "DeletedSegment", "PartitionLog", "TimestampOffset"]
 log = logging.getLogger(__name__)
 
 _MAX_RELATIVE_OFFSET = 2**31 - 1
+_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__
+_STAMP_PACK, _STAMP_PACK_INTO = STAMP.pack, STAMP.pack_into
 
 
 class AppendInfo(NamedTuple):
@@ -100,6 +102,8 @@ class PartitionLog:
         self._pending_deletes: list[tuple[int, LogSegment]] = []
         self._failure: StorageError | None = None
         self._closed = False
+        self._refuse_appends = False  # closed or failed: appends go through _check_writable
+        self._cache_config(config)
         self._lock = threading.RLock()  # state and files: appends, reads, rolls, deletes
         self._flush_lock = threading.Lock()  # held across fsyncs; deletions wait for it
         self._checkpoint_lock = threading.Lock()
@@ -153,6 +157,13 @@ class PartitionLog:
         """Apply new settings (an AlterConfigs); they take effect from the next append."""
         with self._lock:
             self._config = config
+            self._cache_config(config)
+
+    def _cache_config(self, config: LogConfig) -> None:
+        # Read on every append: plain attributes are cheaper than config.<field>.
+        self._segment_bytes = config.segment_bytes
+        self._segment_ms = config.segment_ms
+        self._size_limit = min(config.max_message_bytes, config.segment_bytes)
 
     @property
     def log_start_offset(self) -> int:
@@ -205,53 +216,44 @@ class PartitionLog:
         when the disk fails (nothing is appended then).
         """
         view = data if type(data) is memoryview else memoryview(data)
-        total = view.nbytes
-        if total == 0:
-            raise InvalidRecordError(f"{self.directory}: append of zero bytes")
-        fields = check_batch_fields(view, 0, total)
-        size = fields[1] + LOG_OVERHEAD
-        if size != total:
+        fields = check_single_batch(view)
+        if fields is None:
             return self._append_many(view, leader_epoch)
-        # One batch per append: the produce hot path, kept free of avoidable calls.
-        config = self._config
-        if size > config.max_message_bytes or size > config.segment_bytes:
+        # Exactly one valid batch: the produce hot path. Every line here runs per
+        # produced batch, which is why it reads cached attributes and builds little.
+        length, last_offset_delta, max_timestamp, count = fields
+        size = length + LOG_OVERHEAD
+        if size > self._size_limit:
             self._check_sizes([size], size)
-        length, last_offset_delta, max_timestamp, count = (
-            fields[1],
-            fields[6],
-            fields[8],
-            fields[12],
-        )
         epoch = NO_PARTITION_LEADER_EPOCH if leader_epoch is None else leader_epoch
         with self._lock:
-            if self._closed or self._failure is not None:
+            if self._refuse_appends:
                 self._check_writable()
             offset = self._next_offset
             next_offset = offset + last_offset_delta + 1
             segment = self._segments[-1]
             if segment.size and (
-                segment.size + size > config.segment_bytes
+                segment.size + size > self._segment_bytes
                 or segment.index_full
                 or next_offset - 1 - segment.base_offset > _MAX_RELATIVE_OFFSET
-                or self._clock() - segment.created_ms >= config.segment_ms
+                or self._clock() - segment.created_ms >= self._segment_ms
             ):
                 segment = self._maybe_roll(size, last_offset_delta + 1)
             if view.readonly:
-                buffers: tuple[BytesLike, ...] = (
-                    STAMP.pack(offset, length, epoch),
-                    view[STAMP_SIZE:],
-                )
+                head: BytesLike = _STAMP_PACK(offset, length, epoch)
+                rest: memoryview | None = view[STAMP_SIZE:]
             else:
-                STAMP.pack_into(view, 0, offset, length, epoch)
-                buffers = (view,)
+                _STAMP_PACK_INTO(view, 0, offset, length, epoch)
+                head, rest = view, None
             try:
-                segment.append_batch(buffers, offset, size, max_timestamp, next_offset)
+                segment.append_batch(head, rest, offset, size, max_timestamp, next_offset)
             except PartialWriteError as exc:
                 self._failure = exc
+                self._refuse_appends = True
                 raise
             self._next_offset = next_offset
             self._unflushed_messages += count
-        return AppendInfo(offset, next_offset - 1, max_timestamp, count, size)
+        return _new_tuple(AppendInfo, (offset, next_offset - 1, max_timestamp, count, size))
 
     def _check_sizes(self, sizes: list[int], total: int) -> None:
         config = self._config
@@ -266,7 +268,10 @@ class PartitionLog:
             )
 
     def _append_many(self, view: memoryview, leader_epoch: int | None) -> AppendInfo:
+        """Several batches, or one that ``check_single_batch`` refused (and will raise here)."""
         total = view.nbytes
+        if total == 0:
+            raise InvalidRecordError(f"{self.directory}: append of zero bytes")
         headers = []
         position = 0
         while position < total:
@@ -304,6 +309,7 @@ class PartitionLog:
                 segment.append(buffers, batches, offset)
             except PartialWriteError as exc:
                 self._failure = exc
+                self._refuse_appends = True
                 raise
             self._next_offset = offset
             self._unflushed_messages += records
@@ -607,6 +613,7 @@ class PartitionLog:
                 self._recovery_point = self._next_offset
             finally:
                 self._closed = True
+                self._refuse_appends = True
         try:
             self._write_checkpoint()
             with self._lock:
@@ -630,6 +637,7 @@ class PartitionLog:
             if self._closed:
                 return
             self._closed = True
+            self._refuse_appends = True
             for segment in self._segments + [s for _, s in self._pending_deletes]:
                 segment.close_discarding()
 

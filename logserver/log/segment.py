@@ -206,22 +206,25 @@ class LogSegment:
 
     def append_batch(
         self,
-        buffers: Sequence[BytesLike],
+        data: BytesLike,
+        rest: BytesLike | None,
         base_offset: int,
         size: int,
         max_timestamp: int,
         next_offset: int,
     ) -> int:
-        """``append`` for exactly one batch of ``size`` bytes: the common, lean case."""
+        """``append`` for exactly one batch of ``size`` bytes: the lean, common case.
+
+        ``data`` is the whole stamped batch, or its stamped 16-byte prefix when
+        ``rest`` holds the remainder (written together with ``writev``).
+        """
         start = self.size
         try:
             written = (
-                os.write(self._fd, buffers[0])
-                if len(buffers) == 1
-                else os.writev(self._fd, buffers)
+                os.write(self._fd, data) if rest is None else os.writev(self._fd, (data, rest))
             )
             if written != size:
-                _write_rest(self._fd, buffers, written)
+                _write_rest(self._fd, (data,) if rest is None else (data, rest), written)
         except OSError as exc:
             self._roll_back(start, exc)
         if (

@@ -20,8 +20,11 @@ from logserver.log.index_file import IndexFile
 __all__ = ["TimeIndex"]
 
 
+_ENTRY = struct.Struct(">qI")
+
+
 class TimeIndex(IndexFile):
-    ENTRY = struct.Struct(">qI")
+    ENTRY = _ENTRY
     SUFFIX = ".timeindex"
 
     _timestamps: array[int]
@@ -30,10 +33,6 @@ class TimeIndex(IndexFile):
     def _set_columns(self, rows: list[tuple[int, ...]]) -> None:
         self._timestamps = array("q", [r[0] for r in rows])
         self._offsets = array("I", [r[1] for r in rows])
-
-    def _append_column_values(self, row: tuple[int, ...]) -> None:
-        self._timestamps.append(row[0])
-        self._offsets.append(row[1])
 
     def _check_rows(self, rows: list[tuple[int, ...]]) -> str | None:
         for i in range(1, len(rows)):
@@ -45,12 +44,16 @@ class TimeIndex(IndexFile):
         """Add ``(timestamp, offset)`` if the timestamp is newer than the last entry's."""
         if not self._loaded:
             self.ensure_loaded()
-        if self._timestamps and timestamp <= self._timestamps[-1]:
+        timestamps, offsets = self._timestamps, self._offsets
+        if timestamps and timestamp <= timestamps[-1]:
             return False
         rel = offset - self.base_offset
-        if self._offsets and rel < self._offsets[-1]:
+        if offsets and rel < offsets[-1]:
             raise ValueError(f"{self.path}: offset {offset} goes back in the time index")
-        self._append_row((timestamp, rel))
+        self._pending += _ENTRY.pack(timestamp, rel)
+        timestamps.append(timestamp)
+        offsets.append(rel)
+        self._count += 1
         return True
 
     def lookup(self, timestamp: int) -> tuple[int, int] | None:
