@@ -13,8 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from client.errors import CorruptRecordError, InvalidRecordError
-from client.record import IncompleteBatchError, check_batch
+from client.record import IncompleteBatchError
 from client.record.layout import LOG_OVERHEAD, BatchHeader
+from client.record.validation import check_batch_fields
+
+_new_tuple = tuple.__new__  # a BatchHeader from the raw fields, without NamedTuple._make
 
 __all__ = ["BatchScanner", "ScanStop", "mapped_file"]
 
@@ -59,14 +62,14 @@ class BatchScanner:
         try:
             while pos < end:
                 try:
-                    header = check_batch(view, pos, end)
+                    header = _new_tuple(BatchHeader, check_batch_fields(view, pos, end))
                 except IncompleteBatchError as exc:
                     self.stop = ScanStop(pos, expected, exc.message, incomplete=True)
                     return
                 except (CorruptRecordError, InvalidRecordError) as exc:
                     self.stop = ScanStop(pos, expected, exc.message, incomplete=False)
                     return
-                if expected is not None and header.base_offset != expected:
+                if expected is not None and header[0] != expected:
                     self.stop = ScanStop(
                         pos,
                         expected,
@@ -76,8 +79,8 @@ class BatchScanner:
                     )
                     return
                 yield pos, header
-                pos += header.batch_length + LOG_OVERHEAD
-                expected = header.base_offset + header.last_offset_delta + 1
+                pos += header[1] + LOG_OVERHEAD  # batch_length
+                expected = header[0] + header[6] + 1  # base offset + last_offset_delta + 1
                 self.batches += 1
         finally:
             self.valid_end = pos

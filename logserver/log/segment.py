@@ -176,6 +176,16 @@ class LogSegment:
             self.index_full = self.offset_index.is_full or self.time_index.is_full
         self._bytes_since_index += size
 
+    def _track_all(self, scanner: BatchScanner) -> None:
+        """``_track`` every batch a scan yields (recovery runs this over whole segments)."""
+        track, interval = self._track, self._index_interval_bytes
+        for position, header in scanner:
+            size, max_timestamp = header[1] + LOG_OVERHEAD, header[8]
+            if max_timestamp > self._max_timestamp or self._bytes_since_index > interval:
+                track(header[0], position, size, max_timestamp)
+            else:  # what _track would do in this case, without the call
+                self._bytes_since_index += size
+
     # -- append ---------------------------------------------------------------------
 
     def append(
@@ -367,14 +377,7 @@ class LogSegment:
         size = os.fstat(self._fd).st_size
         with mapped_file(self._fd, size) as view:
             scanner = BatchScanner(view, 0, size, expected_offset=self.base_offset)
-            track = self._track
-            for position, header in scanner:
-                track(
-                    header.base_offset,
-                    position,
-                    header.batch_length + LOG_OVERHEAD,
-                    header.max_timestamp,
-                )
+            self._track_all(scanner)
         if self.sealed and scanner.batches:
             self.time_index.maybe_append(self._max_timestamp, self._offset_of_max_timestamp)
         cut = size - scanner.valid_end if truncate else 0
@@ -419,14 +422,7 @@ class LogSegment:
             self._max_timestamp, self._offset_of_max_timestamp = last_time
         with mapped_file(self._fd, self.size) as view:
             scanner = BatchScanner(view, start, self.size, expected_offset=start_offset)
-            track = self._track
-            for position, header in scanner:
-                track(
-                    header.base_offset,
-                    position,
-                    header.batch_length + LOG_OVERHEAD,
-                    header.max_timestamp,
-                )
+            self._track_all(scanner)
         if scanner.stop is not None:
             return scanner.stop
         self.next_offset = scanner.next_offset
