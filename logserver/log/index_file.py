@@ -2,9 +2,11 @@
 
 Index files are derived data. They are not checksummed; they are sanity-checked
 when loaded and rebuilt from the log when anything is off. Entries live in
-memory (an inactive segment's index is read on first use) and reach the file
-in bulk, on flush, roll and close, so an append costs no index syscall. After a
-crash the missing tail is rebuilt by recovery, which is why losing it is safe.
+memory, in ``array`` columns (an inactive segment's index is read on first
+use); the ones not yet in the file are encoded and written in bulk, on flush,
+roll and close, so adding an entry is two ``array.append`` calls and no
+syscall. After a crash the missing tail is rebuilt by recovery, which is why
+losing it is safe.
 """
 
 from __future__ import annotations
@@ -42,8 +44,7 @@ class IndexFile:
                 f"{path}: size {size} is not a multiple of the {self.ENTRY.size}-byte entry"
             )
         self._disk_entries = size // self.ENTRY.size
-        self._count = self._disk_entries
-        self._pending = bytearray()
+        self.entry_count = self._disk_entries  # on disk plus in memory only
         self._loaded = False
 
     # -- subclass hooks -------------------------------------------------------------
@@ -55,15 +56,15 @@ class IndexFile:
         """A description of the first inconsistency, or None."""
         raise NotImplementedError
 
+    def _encode(self, start: int) -> bytes:
+        """The file bytes of entries ``start`` onwards."""
+        raise NotImplementedError
+
     # -- shared mechanics -----------------------------------------------------------
 
     @property
-    def entry_count(self) -> int:
-        return self._count
-
-    @property
     def is_full(self) -> bool:
-        return self._count >= self.max_entries
+        return self.entry_count >= self.max_entries
 
     @property
     def size_on_disk(self) -> int:
@@ -75,7 +76,6 @@ class IndexFile:
             return
         data = os.pread(self._file.fileno(), self.size_on_disk, 0)
         rows = list(self.ENTRY.iter_unpack(data)) if data else []
-        rows.extend(self.ENTRY.iter_unpack(self._pending))
         problem = self._check_rows(rows)
         if problem:
             raise CorruptIndexError(f"{self.path}: {problem}")
@@ -92,20 +92,17 @@ class IndexFile:
     def reset(self) -> None:
         """Drop every entry, on disk and in memory (before a rebuild)."""
         self._file.truncate(0)
-        self._disk_entries = self._count = 0
-        self._pending.clear()
+        self._disk_entries = self.entry_count = 0
         self._set_columns([])
         self._loaded = True
 
     def write_pending(self) -> None:
-        """Hand pending entries to the OS (no fsync)."""
-        if self._pending:
-            data = bytes(self._pending)
-            written = 0
-            while written < len(data):
-                written += os.write(self._file.fileno(), data[written:])
-            self._disk_entries += len(data) // self.ENTRY.size
-            self._pending.clear()
+        """Hand the entries not yet in the file to the OS (no fsync)."""
+        if self.entry_count > self._disk_entries:
+            data = memoryview(self._encode(self._disk_entries))
+            while data:
+                data = data[os.write(self._file.fileno(), data) :]
+            self._disk_entries = self.entry_count
 
     def fsync(self) -> None:
         """Make what ``write_pending`` handed to the OS durable."""
@@ -125,7 +122,6 @@ class IndexFile:
 
     def close_discarding(self) -> None:
         """Close without writing pending entries (deleted segment, or a simulated crash)."""
-        self._pending.clear()
         self._file.close()
 
     def delete(self) -> None:

@@ -11,6 +11,7 @@ batch headers finishes the job.
 from __future__ import annotations
 
 import struct
+import sys
 from array import array
 from bisect import bisect_right
 
@@ -49,10 +50,17 @@ class OffsetIndex(IndexFile):
             raise ValueError(
                 f"{self.path}: entry ({offset}, {position}) does not follow the last one"
             )
-        self._pending += _ENTRY.pack(rel, position)
         offsets.append(rel)
         positions.append(position)
-        self._count += 1
+        self.entry_count += 1
+
+    def _encode(self, start: int) -> bytes:
+        rows = array("I", bytes(8 * (len(self._offsets) - start)))
+        rows[0::2] = self._offsets[start:]
+        rows[1::2] = self._positions[start:]
+        if sys.byteorder == "little":
+            rows.byteswap()
+        return rows.tobytes()
 
     def lookup(self, offset: int) -> tuple[int, int]:
         """(offset, position) of the last entry at or before ``offset``, else the segment start."""

@@ -170,10 +170,14 @@ class LogSegment:
             self._max_timestamp = max_timestamp
             self._offset_of_max_timestamp = base_offset
         if self._bytes_since_index > self._index_interval_bytes:
-            self.offset_index.append(base_offset, position)
-            self.time_index.maybe_append(self._max_timestamp, self._offset_of_max_timestamp)
+            offset_index, time_index = self.offset_index, self.time_index
+            offset_index.append(base_offset, position)
+            time_index.maybe_append(self._max_timestamp, self._offset_of_max_timestamp)
             self._bytes_since_index = 0
-            self.index_full = self.offset_index.is_full or self.time_index.is_full
+            self.index_full = (
+                offset_index.entry_count >= offset_index.max_entries
+                or time_index.entry_count >= time_index.max_entries
+            )
         self._bytes_since_index += size
 
     def _track_all(self, scanner: BatchScanner) -> None:

@@ -50,11 +50,13 @@ class TimeIndex(IndexFile):
         rel = offset - self.base_offset
         if offsets and rel < offsets[-1]:
             raise ValueError(f"{self.path}: offset {offset} goes back in the time index")
-        self._pending += _ENTRY.pack(timestamp, rel)
         timestamps.append(timestamp)
         offsets.append(rel)
-        self._count += 1
+        self.entry_count += 1
         return True
+
+    def _encode(self, start: int) -> bytes:
+        return b"".join(map(_ENTRY.pack, self._timestamps[start:], self._offsets[start:]))
 
     def lookup(self, timestamp: int) -> tuple[int, int] | None:
         """(timestamp, offset) of the last entry with a timestamp at or before ``timestamp``."""

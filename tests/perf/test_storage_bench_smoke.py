@@ -32,6 +32,8 @@ APPEND_KEYS = {
     "ratio_buffered",
     "log_bytes_mb_s",
     "ratio_raw_bytes",
+    "floor_mb_s",
+    "ratio_raw_floor",
 }
 READ_KEYS = {"batch_bytes", "total_bytes", "max_bytes", "reps", "mb_s", "validated_mb_s"}
 RECOVERY_KEYS = {
@@ -100,7 +102,13 @@ def test_json_has_every_key_with_positive_numbers(bench_parent: Path) -> None:
     assert set(result["append"]) == {"1KiB", "16KiB"}
     for label, case in result["append"].items():
         assert_positive_numbers(case, APPEND_KEYS, f"append.{label}")
-        assert set(case["samples_mb_s"]) == {"log_in_place", "log_bytes", "raw", "buffered"}
+        assert set(case["samples_mb_s"]) == {
+            "log_in_place",
+            "log_bytes",
+            "raw",
+            "buffered",
+            "floor",
+        }
         for name, samples in case["samples_mb_s"].items():
             assert len(samples) == 2, f"append.{label}.samples_mb_s.{name}"
             assert all(s > 0 for s in samples)
