@@ -204,25 +204,30 @@ def timed(fn: Callable[[], Any], prefault_bytes: int = 0) -> tuple[float, Any]:
 # -- 1. append ----------------------------------------------------------------------
 
 
-def run_raw(path: Path, batches: list[bytes], total: int) -> float:
-    """One ``os.write`` per batch on an ``O_APPEND`` file; returns the loop's seconds."""
+def _timed_file_loop(path: Path, total: int, what: str, body: Callable[[int], None]) -> float:
+    """Time ``body(fd)`` on a fresh ``O_APPEND`` file, then check it wrote ``total`` bytes."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-
-        def loop() -> None:
-            write = os.write
-            for batch in batches:
-                write(fd, batch)
-
-        seconds, _ = timed(loop, prefault_size(total))
+        seconds, _ = timed(lambda: body(fd), prefault_size(total))
         written = os.fstat(fd).st_size
         os.fsync(fd)
     finally:
         os.close(fd)
     path.unlink()
     if written != total:
-        raise AssertionError(f"raw baseline wrote {written} bytes, expected {total}")
+        raise AssertionError(f"{what} wrote {written} bytes, expected {total}")
     return seconds
+
+
+def run_raw(path: Path, batches: list[bytes], total: int) -> float:
+    """One ``os.write`` per batch on an ``O_APPEND`` file; returns the loop's seconds."""
+
+    def loop(fd: int) -> None:
+        write = os.write
+        for batch in batches:
+            write(fd, batch)
+
+    return _timed_file_loop(path, total, "raw baseline", loop)
 
 
 def run_buffered(path: Path, batches: list[bytes], total: int) -> float:
@@ -251,30 +256,20 @@ def run_floor(path: Path, batches: list[bytearray], total: int) -> float:
     log's own bookkeeping, the gap between this and raw is the work the design
     requires (design rule 1) at Python speed.
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
 
-        def loop() -> None:
-            write, check, stamp = os.write, check_single_batch, STAMP.pack_into
-            offset = 0
-            for batch in batches:
-                view = memoryview(batch)
-                fields = check(view)
-                if fields is None:
-                    raise AssertionError("the floor loop met an invalid batch")
-                stamp(view, 0, offset, fields[0], -1)
-                write(fd, view)
-                offset += fields[1] + 1
+    def loop(fd: int) -> None:
+        write, check, stamp = os.write, check_single_batch, STAMP.pack_into
+        offset = 0
+        for batch in batches:
+            view = memoryview(batch)
+            fields = check(view)
+            if fields is None:
+                raise AssertionError("the floor loop met an invalid batch")
+            stamp(view, 0, offset, fields[0], -1)
+            write(fd, view)
+            offset += fields[1] + 1
 
-        seconds, _ = timed(loop, prefault_size(total))
-        written = os.fstat(fd).st_size
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    path.unlink()
-    if written != total:
-        raise AssertionError(f"floor loop wrote {written} bytes, expected {total}")
-    return seconds
+    return _timed_file_loop(path, total, "floor loop", loop)
 
 
 def append_all(log: PartitionLog, batches: list[bytes] | list[bytearray]) -> None:

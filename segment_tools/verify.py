@@ -146,7 +146,14 @@ def _verify_log_file(
     return batches, next_offset, size
 
 
-def _read_entries(path: Path, entry_size: int, result: VerifyResult) -> bytes | None:
+def _read_index(
+    path: Path, kind: str, entry_size: int, *, present: bool, needed: bool, result: VerifyResult
+) -> bytes | None:
+    """The index file's bytes, or None after recording why it cannot be checked."""
+    if not present:
+        if needed:
+            result.problems.append(Problem(path, f"missing {kind}"))
+        return None
     data = path.read_bytes()
     if len(data) % entry_size:
         result.problems.append(
@@ -160,11 +167,14 @@ def _verify_offset_index(
     directory: Path, base: int, batches: dict[int, _Batch], present: bool, result: VerifyResult
 ) -> None:
     path = segment_path(directory, base, INDEX_SUFFIX)
-    if not present:
-        if batches:
-            result.problems.append(Problem(path, "missing offset index"))
-        return
-    data = _read_entries(path, OffsetIndex.ENTRY.size, result)
+    data = _read_index(
+        path,
+        "offset index",
+        OffsetIndex.ENTRY.size,
+        present=present,
+        needed=bool(batches),
+        result=result,
+    )
     if data is None:
         return
     previous = (-1, -1)
@@ -209,11 +219,14 @@ def _verify_time_index(
     result: VerifyResult,
 ) -> None:
     path = segment_path(directory, base, TIME_INDEX_SUFFIX)
-    if not present:
-        if batches:
-            result.problems.append(Problem(path, "missing time index"))
-        return
-    data = _read_entries(path, TimeIndex.ENTRY.size, result)
+    data = _read_index(
+        path,
+        "time index",
+        TimeIndex.ENTRY.size,
+        present=present,
+        needed=bool(batches),
+        result=result,
+    )
     if data is None:
         return
     by_offset = {b.base_offset: b for b in batches.values()}

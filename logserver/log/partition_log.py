@@ -195,6 +195,11 @@ class PartitionLog:
     def closed(self) -> bool:
         return self._closed
 
+    def _stop_appends(self, failure: StorageError) -> None:
+        """Remember a write that could not be undone: every later append raises it."""
+        self._failure = failure
+        self._refuse_appends = True
+
     def _check_writable(self) -> None:
         if self._closed:
             raise StorageError(f"{self.directory}: the log is closed")
@@ -248,8 +253,7 @@ class PartitionLog:
             try:
                 segment.append_batch(head, rest, offset, size, max_timestamp, next_offset)
             except PartialWriteError as exc:
-                self._failure = exc
-                self._refuse_appends = True
+                self._stop_appends(exc)
                 raise
             self._next_offset = next_offset
             self._unflushed_messages += count
@@ -308,8 +312,7 @@ class PartitionLog:
             try:
                 segment.append(buffers, batches, offset)
             except PartialWriteError as exc:
-                self._failure = exc
-                self._refuse_appends = True
+                self._stop_appends(exc)
                 raise
             self._next_offset = offset
             self._unflushed_messages += records
