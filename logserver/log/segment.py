@@ -434,10 +434,6 @@ class LogSegment:
 
     def check_indexes(self, next_base_offset: int) -> None:
         """The cheap open-time check of an inactive segment; raises ``CorruptIndexError``."""
-        if self.size == 0:
-            raise CorruptIndexError(
-                f"{self.path}: empty, yet the next segment starts at {next_base_offset}"
-            )
         last = self.offset_index.last_disk_entry()
         if last is not None and (last[1] >= self.size or last[0] >= next_base_offset):
             raise CorruptIndexError(
