@@ -1,0 +1,419 @@
+"""The standalone coordinator: one broker, no ZooKeeper, cluster state in the data dir.
+
+    <data_dir>/__coordinator/
+        topics/<topic>.json   one per topic: replicas, config overrides, partition states
+        topics/.*.tmp         a topic file being written; a crash can leave one, start() removes it
+        consumers/            reserved for committed consumer-group offsets (not used yet)
+
+A topic file is replaced atomically (temp file, fsync, rename, fsync of the
+directory), so after a crash it is the old or the new version, never a mix.
+Its content mirrors the znodes it stands in for::
+
+    {"version": 1, "name": "orders",
+     "partitions": {"0": [1]},                                   # /brokers/topics/<t>
+     "config": {"retention.ms": "3600000"},                      # /config/topics/<t>
+     "state": {"0": {"leader": 1, "leader_epoch": 0, "isr": [1]}}}  # …/partitions/<p>/state
+
+A topic file that cannot be read or parsed stops ``start()`` with a
+``StorageError`` naming it: dropping it silently would make the broker treat
+the topic's partition logs as strays. Files that are not ours are logged and
+left alone. Broker registration is not stored: like an ephemeral znode it
+lives as long as this object.
+
+Changes are serialised by one ``asyncio.Lock`` and their file I/O runs in a
+worker thread. A thread cannot be stopped, so a change runs to the end even if
+its caller is cancelled; otherwise the lock would be released mid-write and
+memory and disk could disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Coroutine, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from client.errors import (
+    InvalidTopicError,
+    StorageError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+)
+from client.topics import validate_topic_name
+from coordination.interface import (
+    TopicListener,
+    altered_config,
+    assign_replicas,
+    config_overrides,
+)
+from coordination.model import BrokerInfo, PartitionState, TopicAssignment
+from logserver.log.files import TMP_SUFFIX, fsync_directory
+
+__all__ = ["COORDINATOR_DIR", "EmbeddedCoordinator"]
+
+log = logging.getLogger(__name__)
+
+COORDINATOR_DIR = "__coordinator"
+"""Under the data dir; never a partition directory, which always ends in ``-<partition>``."""
+
+_TOPICS_DIR = "topics"
+_TOPIC_SUFFIX = ".json"
+_VERSION = 1
+
+_T = TypeVar("_T")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Topic:
+    """A topic as stored: what the file holds, minus the name."""
+
+    replicas: dict[int, tuple[int, ...]]
+    config: dict[str, str]
+    states: dict[int, PartitionState]
+
+    def assignment(self, name: str) -> TopicAssignment:
+        return TopicAssignment(name, dict(self.replicas), dict(self.config))
+
+
+class EmbeddedCoordinator:
+    """``Coordinator`` for standalone mode: the one registered broker is the controller."""
+
+    mode: str = "standalone"
+
+    def __init__(self, data_dir: Path) -> None:
+        self._topics_dir = Path(data_dir) / COORDINATOR_DIR / _TOPICS_DIR
+        self._topics: dict[str, _Topic] = {}
+        self._broker: BrokerInfo | None = None
+        self._listeners: list[TopicListener] = []
+        self._lock = asyncio.Lock()
+        self._changes: set[asyncio.Task[Any]] = set()
+        self._status = "new"
+
+    def __repr__(self) -> str:
+        return f"EmbeddedCoordinator({str(self._topics_dir.parent.parent)!r}, {self._status})"
+
+    async def start(self) -> None:
+        """Load every topic file. Raises ``StorageError`` naming a file that cannot be loaded."""
+        if self._status != "new":
+            raise RuntimeError(f"{self!r}: start() called twice")
+        self._topics = await asyncio.to_thread(_load_topics, self._topics_dir)
+        self._status = "started"
+        log.info("standalone coordinator: %d topics in %s", len(self._topics), self._topics_dir)
+
+    async def close(self) -> None:
+        self._status = "closed"
+        if self._changes:
+            await asyncio.wait(set(self._changes))
+        self._broker = None
+
+    # -- brokers and controller -------------------------------------------------------------
+
+    async def register_broker(self, info: BrokerInfo) -> None:
+        """Remember the one broker; registering it again (same id) updates its endpoint.
+
+        Raises ``ValueError`` for a second broker id: standalone mode has one broker.
+        """
+        self._check_started()
+        if self._broker is not None and self._broker.broker_id != info.broker_id:
+            raise ValueError(
+                f"standalone mode serves one broker: broker {self._broker.broker_id} is "
+                f"registered, cannot register broker {info.broker_id}"
+            )
+        self._broker = info
+        elsewhere = sorted(
+            name
+            for name, topic in self._topics.items()
+            if any(info.broker_id not in replicas for replicas in topic.replicas.values())
+        )
+        if elsewhere:
+            log.warning(
+                "broker %d is not a replica of every partition of %d topics (%s): "
+                "were they created under another broker.id? Those partitions have no leader",
+                info.broker_id,
+                len(elsewhere),
+                ", ".join(elsewhere[:10]),
+            )
+
+    async def live_brokers(self) -> list[BrokerInfo]:
+        self._check_started()
+        return [self._broker] if self._broker is not None else []
+
+    async def controller_id(self) -> int | None:
+        self._check_started()
+        return self._broker.broker_id if self._broker is not None else None
+
+    # -- topics -----------------------------------------------------------------------------
+
+    async def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        replication_factor: int,
+        config: Mapping[str, str] | None = None,
+    ) -> TopicAssignment:
+        self._check_started()
+        validate_topic_name(name)
+        overrides = config_overrides(name, config)
+        return await self._change(self._create(name, partitions, replication_factor, overrides))
+
+    async def delete_topic(self, name: str) -> None:
+        self._check_started()
+        await self._change(self._delete(name))
+
+    async def topics(self) -> dict[str, TopicAssignment]:
+        self._check_started()
+        return {name: topic.assignment(name) for name, topic in sorted(self._topics.items())}
+
+    async def topic(self, name: str) -> TopicAssignment | None:
+        self._check_started()
+        topic = self._topics.get(name)
+        return topic.assignment(name) if topic is not None else None
+
+    async def alter_topic_config(
+        self, name: str, set_: Mapping[str, str], delete: Iterable[str] = ()
+    ) -> dict[str, str]:
+        self._check_started()
+        return await self._change(self._alter_config(name, set_, tuple(delete)))
+
+    async def partition_state(self, topic: str, partition: int) -> PartitionState | None:
+        self._check_started()
+        stored = self._topics.get(topic)
+        return stored.states.get(partition) if stored is not None else None
+
+    def add_topic_listener(self, callback: TopicListener) -> None:
+        self._listeners.append(callback)
+
+    # -- changes ----------------------------------------------------------------------------
+
+    async def _create(
+        self, name: str, partitions: int, replication_factor: int, config: dict[str, str]
+    ) -> TopicAssignment:
+        async with self._lock:
+            if name in self._topics:
+                raise TopicAlreadyExistsError(f"topic {name!r} already exists")
+            brokers = [self._broker.broker_id] if self._broker is not None else []
+            replicas = assign_replicas(name, brokers, partitions, replication_factor)
+            states = {p: PartitionState(r[0], 0, r) for p, r in replicas.items()}
+            topic = _Topic(replicas, config, states)
+            await asyncio.to_thread(_write_topic_file, self._topics_dir, name, topic)
+            self._topics[name] = topic
+        log.info("created topic %r: %d partitions, config %s", name, partitions, config)
+        self._notify(name)
+        return topic.assignment(name)
+
+    async def _delete(self, name: str) -> None:
+        async with self._lock:
+            if name not in self._topics:
+                raise UnknownTopicOrPartitionError(f"topic {name!r} does not exist")
+            await asyncio.to_thread(_remove_topic_file, self._topics_dir, name)
+            del self._topics[name]
+        log.info("deleted topic %r", name)
+        self._notify(name)
+
+    async def _alter_config(
+        self, name: str, set_: Mapping[str, str], delete: tuple[str, ...]
+    ) -> dict[str, str]:
+        async with self._lock:
+            current = self._topics.get(name)
+            if current is None:
+                raise UnknownTopicOrPartitionError(f"topic {name!r} does not exist")
+            config = altered_config(name, current.config, set_, delete)
+            if config == current.config:
+                return dict(config)  # nothing changed: nothing to write, nobody to tell
+            topic = dataclasses.replace(current, config=config)
+            await asyncio.to_thread(_write_topic_file, self._topics_dir, name, topic)
+            self._topics[name] = topic
+        log.info("topic %r: config overrides now %s", name, config)
+        self._notify(name)
+        return dict(config)
+
+    async def _change(self, change: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``change`` in its own task, so cancelling the caller does not cut it short."""
+        task = asyncio.ensure_future(change)
+        self._changes.add(task)
+        task.add_done_callback(self._changes.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_log_unobserved_failure)
+            raise
+
+    def _notify(self, name: str) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(name)
+            except Exception:
+                log.exception("topic listener %r failed for topic %r", callback, name)
+
+    def _check_started(self) -> None:
+        if self._status != "started":
+            raise RuntimeError(f"{self!r}: not started or already closed")
+
+
+def _log_unobserved_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("a coordinator change failed after its caller was cancelled", exc_info=exc)
+
+
+# -- files (run in a worker thread) ---------------------------------------------------------
+
+
+def _topic_path(topics_dir: Path, name: str) -> Path:
+    return topics_dir / (name + _TOPIC_SUFFIX)
+
+
+def _load_topics(topics_dir: Path) -> dict[str, _Topic]:
+    try:
+        for directory in (topics_dir.parent, topics_dir):
+            if not directory.is_dir():
+                directory.mkdir(parents=True, exist_ok=True)
+                fsync_directory(directory.parent)
+        entries = sorted(os.scandir(topics_dir), key=lambda e: e.name)
+    except OSError as exc:
+        raise StorageError(f"{topics_dir}: cannot open the coordinator's directory: {exc}") from exc
+    topics: dict[str, _Topic] = {}
+    removed = False
+    for entry in entries:
+        path = Path(entry.path)
+        is_file = entry.is_file(follow_symlinks=False)
+        if is_file and entry.name.endswith(TMP_SUFFIX):
+            log.warning("%s: removing a topic file left half-written by a crash", path)
+            try:
+                path.unlink()
+            except OSError as exc:
+                raise StorageError(f"{path}: cannot remove a leftover temp file: {exc}") from exc
+            removed = True
+            continue
+        name = entry.name.removesuffix(_TOPIC_SUFFIX)
+        if not is_file or name == entry.name or not _is_topic_name(name):
+            log.warning("%s: not a topic file; left alone", path)
+            continue
+        topics[name] = _read_topic_file(path, name)
+    if removed:
+        try:
+            fsync_directory(topics_dir)
+        except OSError as exc:
+            raise StorageError(f"{topics_dir}: cannot fsync: {exc}") from exc
+    return topics
+
+
+def _is_topic_name(name: str) -> bool:
+    try:
+        validate_topic_name(name)
+    except InvalidTopicError:
+        return False
+    return True
+
+
+def _read_topic_file(path: Path, name: str) -> _Topic:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot read topic file of {name!r}: {exc}") from exc
+    try:
+        return _decode(raw, name)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StorageError(
+            f"{path}: corrupt topic file of {name!r} ({type(exc).__name__}: {exc}); "
+            "restore it, or remove it to forget the topic"
+        ) from exc
+
+
+def _write_topic_file(topics_dir: Path, name: str, topic: _Topic) -> None:
+    """Replace the topic's file atomically.
+
+    The temp file gets a short random name, not ``<topic>.json.tmp``: a 249-character
+    topic name would make that longer than the 255 bytes a file name may have.
+    """
+    path = _topic_path(topics_dir, name)
+    data = _encode(name, topic)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=topics_dir, prefix=".", suffix=TMP_SUFFIX)
+        try:
+            with open(fd, "wb") as file:
+                os.fchmod(file.fileno(), 0o644)
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        fsync_directory(topics_dir)
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot write topic file of {name!r}: {exc}") from exc
+
+
+def _remove_topic_file(topics_dir: Path, name: str) -> None:
+    path = _topic_path(topics_dir, name)
+    try:
+        # Already gone is fine: a retry after an fsync failure finds it so.
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        fsync_directory(topics_dir)
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot remove topic file of {name!r}: {exc}") from exc
+
+
+def _encode(name: str, topic: _Topic) -> bytes:
+    payload = {
+        "version": _VERSION,
+        "name": name,
+        "partitions": {str(p): list(replicas) for p, replicas in topic.replicas.items()},
+        "config": topic.config,
+        "state": {
+            str(p): {"leader": s.leader, "leader_epoch": s.leader_epoch, "isr": list(s.isr)}
+            for p, s in topic.states.items()
+        },
+    }
+    return json.dumps(payload, indent=1).encode() + b"\n"
+
+
+def _decode(raw: bytes, name: str) -> _Topic:
+    """Parse and check a topic file; ``ValueError`` (or a lookup error) for anything off."""
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    if data.get("version") != _VERSION:
+        raise ValueError(f"unknown version {data.get('version')!r}")
+    if data.get("name") != name:
+        raise ValueError(f"the file names topic {data.get('name')!r}")
+    partitions, state, config = data["partitions"], data["state"], data["config"]
+    if not isinstance(partitions, dict) or not partitions:
+        raise ValueError("no partitions")
+    count = len(partitions)
+    if set(partitions) != {str(p) for p in range(count)}:
+        raise ValueError(f"partitions {sorted(partitions)} are not numbered 0 to {count - 1}")
+    if not isinstance(state, dict) or set(state) != set(partitions):
+        raise ValueError("partition states do not match the partitions")
+    if not isinstance(config, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in config.items()
+    ):
+        raise ValueError("config is not a map of strings to strings")
+    replicas = {p: _broker_ids(partitions[str(p)], f"partition {p} replicas") for p in range(count)}
+    if not all(replicas.values()):
+        raise ValueError("a partition has no replicas")
+    states = {p: _partition_state(state[str(p)], p) for p in range(count)}
+    return _Topic(replicas, dict(config), states)
+
+
+def _partition_state(raw: Any, partition: int) -> PartitionState:
+    leader, epoch = raw["leader"], raw["leader_epoch"]
+    if type(leader) is not int or type(epoch) is not int or epoch < 0:
+        raise ValueError(f"partition {partition}: bad leader {leader!r} or epoch {epoch!r}")
+    return PartitionState(leader, epoch, _broker_ids(raw["isr"], f"partition {partition} isr"))
+
+
+def _broker_ids(raw: Any, what: str) -> tuple[int, ...]:
+    if not isinstance(raw, list) or not all(type(b) is int and b >= 0 for b in raw):
+        raise ValueError(f"{what}: {raw!r} is not a list of broker ids")
+    if len(set(raw)) != len(raw):
+        raise ValueError(f"{what}: {raw!r} repeats a broker id")
+    return tuple(raw)

@@ -1,0 +1,242 @@
+"""The coordinator contract the broker codes against, and the rules every coordinator shares.
+
+Two implementations: ``EmbeddedCoordinator`` (standalone mode, one broker,
+files in the data dir) and, with the cluster issue, a kazoo one over the
+ZooKeeper layout of DESIGN.md §4. Each method names the znodes it stands for,
+so the ZooKeeper one is a translation, not a redesign:
+
+    register_broker / live_brokers   /brokers/ids/<id> (ephemeral)
+    controller_id                    /controller (ephemeral election)
+    create_topic / topic / topics    /brokers/topics/<topic>, …/partitions/<p>/state,
+                                     /config/topics/<topic>
+    alter_topic_config               /config/topics/<topic>
+    delete_topic                     /admin/delete_topics/<topic>
+    partition_state                  /brokers/topics/<topic>/partitions/<p>/state
+
+Every method is a coroutine because the ZooKeeper one runs blocking kazoo
+calls off the event loop. Listeners are plain callables invoked on the event
+loop; they must not block (schedule a task for real work).
+
+The shared rules below (``assign_replicas``, ``config_overrides``,
+``altered_config``) live here so both coordinators refuse the same inputs with
+the same errors and messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from client.errors import (
+    InvalidConfigurationError,
+    InvalidPartitionsError,
+    InvalidReplicationFactorError,
+    InvalidRequestError,
+)
+from coordination.model import BrokerInfo, PartitionState, TopicAssignment
+
+__all__ = [
+    "Coordinator",
+    "TopicListener",
+    "altered_config",
+    "assign_replicas",
+    "config_overrides",
+]
+
+TopicListener = Callable[[str], None]
+"""Called with a topic's name after it was created, deleted or had its config altered."""
+
+
+@runtime_checkable
+class Coordinator(Protocol):
+    """Cluster metadata: brokers, the controller, topics, partition state.
+
+    Errors are the shared ones from ``client.errors`` so the broker can put
+    their codes straight into a response: ``InvalidTopicError``,
+    ``TopicAlreadyExistsError``, ``InvalidPartitionsError``,
+    ``InvalidReplicationFactorError``, ``InvalidConfigurationError``,
+    ``InvalidRequestError``, ``UnknownTopicOrPartitionError``, and
+    ``StorageError`` when the backing store fails (a disk, a corrupt file).
+    """
+
+    mode: str
+    """``"standalone"`` or ``"zookeeper"``: for logs, metrics and the Metadata response."""
+
+    async def start(self) -> None:
+        """Load or connect; no other coroutine may be called before it returns."""
+        ...
+
+    async def close(self) -> None:
+        """Finish changes in flight, drop this broker's registration, release resources.
+
+        Idempotent.
+        """
+        ...
+
+    # -- brokers and controller -------------------------------------------------------------
+
+    async def register_broker(self, info: BrokerInfo) -> None:
+        """Announce this broker as live (an ephemeral znode: it disappears with the session)."""
+        ...
+
+    async def live_brokers(self) -> list[BrokerInfo]:
+        """The registered brokers, sorted by id."""
+        ...
+
+    async def controller_id(self) -> int | None:
+        """The broker currently acting as controller, or None while there is none."""
+        ...
+
+    # -- topics -----------------------------------------------------------------------------
+
+    async def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        replication_factor: int,
+        config: Mapping[str, str] | None = None,
+    ) -> TopicAssignment:
+        """Create a topic, assign its replicas round-robin over the live brokers, and return it.
+
+        Each partition starts with its first replica as leader, leader epoch 0,
+        and every replica in the ISR. ``config`` values are stored, not
+        validated: the broker checks them with ``LogConfig`` first.
+
+        Raises ``InvalidTopicError``, ``TopicAlreadyExistsError``,
+        ``InvalidPartitionsError`` (fewer than 1), ``InvalidReplicationFactorError``
+        (fewer than 1, or more than the live brokers), ``InvalidConfigurationError``
+        (a key or value that is not a string).
+        """
+        ...
+
+    async def delete_topic(self, name: str) -> None:
+        """Delete a topic; listeners hear about it once it is gone.
+
+        Brokers delete the partition logs when told. Raises
+        ``UnknownTopicOrPartitionError`` if there is no such topic.
+        """
+        ...
+
+    async def topics(self) -> dict[str, TopicAssignment]:
+        """Every topic, by name."""
+        ...
+
+    async def topic(self, name: str) -> TopicAssignment | None:
+        """One topic, or None if it does not exist."""
+        ...
+
+    async def alter_topic_config(
+        self, name: str, set_: Mapping[str, str], delete: Iterable[str] = ()
+    ) -> dict[str, str]:
+        """Set and remove config overrides (Kafka's incremental alter) and return the new ones.
+
+        Deleting a key that is not set is not an error. Raises
+        ``UnknownTopicOrPartitionError``, ``InvalidRequestError`` (a key both
+        set and deleted), ``InvalidConfigurationError`` (not a string).
+        """
+        ...
+
+    async def partition_state(self, topic: str, partition: int) -> PartitionState | None:
+        """Leader, leader epoch and ISR of one partition; None if it does not exist."""
+        ...
+
+    def add_topic_listener(self, callback: TopicListener) -> None:
+        """Call ``callback(topic)`` on the event loop after a topic is created, deleted or
+        has its config altered, whoever made the change.
+
+        The callback is told only the name: it reads the new state with
+        ``topic()`` (None means deleted), which is what a ZooKeeper watch can
+        offer too. An exception from a callback is logged and does not undo
+        the change or stop the other callbacks.
+        """
+        ...
+
+    # -- later ------------------------------------------------------------------------------
+    # Leader and ISR changes (replication issue): a conditional update of the state znode on
+    # its version / leader_epoch, fencing a stale controller by controller_epoch.
+    # Consumer-group offsets (consumer-group issue): /consumers/<group>/offsets/<topic>/<p>,
+    # committed and fetched by the group coordinator; the embedded coordinator keeps them under
+    # <data_dir>/__coordinator/consumers/. Neither is part of the contract yet.
+
+
+def assign_replicas(
+    topic: str,
+    broker_ids: Sequence[int],
+    partitions: int,
+    replication_factor: int,
+    *,
+    start_index: int = 0,
+) -> dict[int, tuple[int, ...]]:
+    """Kafka's rack-unaware assignment: partition → replica broker ids, leader first.
+
+    Partition ``p`` is led by broker ``(p + start_index) mod n``, so leaders
+    spread evenly; the followers come after it at a distance that shifts by
+    one every ``n`` partitions, so replica sets differ too. Brokers are taken
+    in id order. The ZooKeeper controller passes a random ``start_index`` so
+    successive topics do not all lead on the same broker.
+
+    Raises ``InvalidPartitionsError`` (partitions < 1) and
+    ``InvalidReplicationFactorError`` (< 1, or more than ``len(broker_ids)``).
+    """
+    if not _is_int(partitions) or partitions < 1:
+        raise InvalidPartitionsError(
+            f"topic {topic!r}: number of partitions must be at least 1, not {partitions!r}"
+        )
+    if not _is_int(replication_factor) or replication_factor < 1:
+        raise InvalidReplicationFactorError(
+            f"topic {topic!r}: replication factor must be at least 1, not {replication_factor!r}"
+        )
+    brokers = sorted(broker_ids)
+    n = len(brokers)
+    if replication_factor > n:
+        raise InvalidReplicationFactorError(
+            f"topic {topic!r}: replication factor {replication_factor} is larger than "
+            f"the {n} available broker{'s' if n != 1 else ''}"
+        )
+    assignment: dict[int, tuple[int, ...]] = {}
+    shift = start_index
+    for p in range(partitions):
+        if p > 0 and p % n == 0:
+            shift += 1
+        first = (p + start_index) % n
+        followers = ((first + 1 + (shift + j) % (n - 1)) % n for j in range(replication_factor - 1))
+        assignment[p] = (brokers[first], *(brokers[i] for i in followers))
+    return assignment
+
+
+def config_overrides(topic: str, config: Mapping[str, str] | None) -> dict[str, str]:
+    """A copy of ``config``, refusing keys and values that are not strings.
+
+    Only the type is checked: values are the broker's to validate, but a
+    coordinator must be able to store and return what it was given.
+    """
+    result: dict[str, str] = {}
+    for key, value in (config or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidConfigurationError(
+                f"topic {topic!r}: config {key!r}={value!r}: keys and values must be strings"
+            )
+        result[key] = value
+    return result
+
+
+def altered_config(
+    topic: str, current: Mapping[str, str], set_: Mapping[str, str], delete: Iterable[str]
+) -> dict[str, str]:
+    """``current`` with ``set_`` applied and ``delete`` removed, as a new dict."""
+    updates = config_overrides(topic, set_)
+    removals = list(delete)
+    for key in removals:
+        if not isinstance(key, str):
+            raise InvalidConfigurationError(f"topic {topic!r}: config key {key!r} is not a string")
+    both = sorted(updates.keys() & set(removals))
+    if both:
+        raise InvalidRequestError(f"topic {topic!r}: config keys both set and deleted: {both}")
+    result = {**current, **updates}
+    for key in removals:
+        result.pop(key, None)
+    return result
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

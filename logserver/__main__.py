@@ -1,0 +1,5 @@
+import sys
+
+from logserver.main import main
+
+sys.exit(main())

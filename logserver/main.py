@@ -1,0 +1,81 @@
+"""``logserver``: run one broker until SIGTERM or SIGINT, then stop cleanly.
+
+Without ``ZOOKEEPER_CONNECT`` the broker runs standalone on the embedded
+coordinator, keeping its topic metadata next to its logs, so the first command
+a newcomer types just works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from client.errors import LogServerError
+from coordination import Coordinator, EmbeddedCoordinator
+from logserver.broker import Broker
+from logserver.config import BrokerConfig, load_config
+
+__all__ = ["main"]
+
+log = logging.getLogger("logserver")
+
+
+def _make_coordinator(config: BrokerConfig) -> Coordinator:
+    if config.zookeeper_connect is None:
+        return EmbeddedCoordinator(Path(config.log_dirs[0]))
+    raise LogServerError(
+        "ZOOKEEPER_CONNECT is set, but cluster mode is not built yet (issue 4); "
+        "unset it to run a standalone broker"
+    )
+
+
+async def serve(config: BrokerConfig) -> None:
+    broker = Broker(config, _make_coordinator(config))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await broker.start()
+    try:
+        await stop.wait()
+        log.info("signal received: shutting down")
+    finally:
+        await broker.stop()
+
+
+def _run(config: BrokerConfig) -> None:
+    choice = config.event_loop
+    if choice in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise LogServerError("event.loop=uvloop but uvloop is not installed") from None
+        else:
+            uvloop.run(serve(config))
+            return
+    asyncio.run(serve(config))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = load_config(argv, os.environ)
+    except LogServerError as exc:
+        print(f"logserver: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        _run(config)
+    except LogServerError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0

@@ -1,0 +1,1 @@
+"""The broker's TCP side: connections, frames in, responses out in order."""
