@@ -40,7 +40,6 @@ _META_LENGTH = struct.Struct(">i")
 # What a handler returns when Kafka's protocol sends nothing back (produce with acks=0).
 NO_RESPONSE: Any = None
 
-_packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 
 
 class RequestHeader(NamedTuple):
@@ -54,8 +53,9 @@ def encode_request(
     header: RequestHeader, body: dict[str, Any], tail: Sequence[BytesLike] = ()
 ) -> list[BytesLike]:
     """The frame as a list of buffers for ``transport.writelines`` (the tail is not copied)."""
-    meta = _packb(
-        (header.api_key, header.api_version, header.correlation_id, header.client_id, body)
+    meta = msgpack.packb(
+        (header.api_key, header.api_version, header.correlation_id, header.client_id, body),
+        use_bin_type=True,
     )
     tail_size = sum(map(len, tail)) if tail else 0
     return [FRAME_PREFIX.pack(4 + len(meta) + tail_size, len(meta)), meta, *tail]
@@ -63,7 +63,7 @@ def encode_request(
 
 def encode_response(correlation_id: int, body: dict[str, Any], tail_size: int = 0) -> bytes:
     """The frame up to its tail; the caller sends ``tail_size`` bytes of tail after it."""
-    meta = _packb((correlation_id, body))
+    meta = msgpack.packb((correlation_id, body), use_bin_type=True)
     return FRAME_PREFIX.pack(4 + len(meta) + tail_size, len(meta)) + meta
 
 

@@ -34,7 +34,7 @@ from client.record.layout import (
 )
 from client.record.record import Header
 
-__all__ = ["BatchBuilder", "build_batch"]
+__all__ = ["BatchBuilder", "build_batch", "encode_batch"]
 
 # The header split at the CRC: the prefix holds the CRC, the tail is covered by it.
 _PREFIX = struct.Struct(">qiibI")
@@ -185,24 +185,51 @@ class BatchBuilder:
 
     def build(self) -> bytes:
         """The finished batch: base offset 0 and leader epoch -1, for the broker to stamp."""
-        count = len(self._records)
-        if count == 0:
+        if not self._records:
             raise ValueError("cannot build an empty batch")
-        body = compress(self._compression, msgpack.packb(self._records, use_bin_type=True))
-        tail = _TAIL.pack(
-            int(self._compression),
-            count - 1,
+        return encode_batch(
+            self._records,
             self._first_timestamp,
             self._max_timestamp,
-            self._producer_id,
-            self._producer_epoch,
-            self._base_sequence,
-            count,
+            self._compression,
+            producer_id=self._producer_id,
+            producer_epoch=self._producer_epoch,
+            base_sequence=self._base_sequence,
         )
-        crc = crc32c(body, crc32c(tail))
-        length = HEADER_SIZE - LOG_OVERHEAD + len(body)
-        prefix = _PREFIX.pack(0, length, NO_PARTITION_LEADER_EPOCH, MAGIC, crc)
-        return b"".join((prefix, tail, body))
+
+
+def encode_batch(
+    records: list[tuple[int, int, object, object, object]],
+    first_timestamp: int,
+    max_timestamp: int,
+    compression: Compression,
+    *,
+    producer_id: int = NO_PRODUCER_ID,
+    producer_epoch: int = NO_PRODUCER_EPOCH,
+    base_sequence: int = NO_SEQUENCE,
+) -> bytes:
+    """Pack rows already in body shape (one msgpack call) into a batch.
+
+    The producer keeps its records as such rows and calls this directly; rows
+    must be ``(offset_delta, timestamp_delta, key, value, headers)`` with
+    deltas counting from 0 and relative to ``first_timestamp``.
+    """
+    count = len(records)
+    body = compress(compression, msgpack.packb(records, use_bin_type=True))
+    tail = _TAIL.pack(
+        int(compression),
+        count - 1,
+        first_timestamp,
+        max_timestamp,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        count,
+    )
+    crc = crc32c(body, crc32c(tail))
+    length = HEADER_SIZE - LOG_OVERHEAD + len(body)
+    prefix = _PREFIX.pack(0, length, NO_PARTITION_LEADER_EPOCH, MAGIC, crc)
+    return b"".join((prefix, tail, body))
 
 
 def build_batch(
