@@ -184,6 +184,7 @@ class BrokerConnection:
         for _, future in waiting:
             if not future.done():
                 future.set_exception(error)
+                future.exception()  # a caller gone after a timeout or cancel must not warn
         self._writable.set()
 
     def close(self) -> None:

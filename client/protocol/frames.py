@@ -41,7 +41,6 @@ _META_LENGTH = struct.Struct(">i")
 NO_RESPONSE: Any = None
 
 
-
 class RequestHeader(NamedTuple):
     api_key: int
     api_version: int

@@ -1,0 +1,380 @@
+"""The asyncio admin client: topics, their settings, offsets and the brokers of a cluster.
+
+Requests go to any broker (the first live connection), except ListOffsets,
+which goes to each partition's leader as the metadata names it. An error whose
+class says ``invalid_metadata`` (a lost connection, ``NOT_LEADER_OR_FOLLOWER``,
+a topic the answering broker does not know yet) refreshes the metadata and
+retries, a few times with doubling backoff and never past ``request_timeout_ms``
+from the call. CreateTopics' and DeleteTopics' per-topic answers come from the
+coordinator and are final, so only their transport failures are retried (a
+create retried after a lost response may then report TOPIC_ALREADY_EXISTS, as
+in Kafka). Every failure is raised as its ``client.errors`` class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from client.admin_types import (
+    BrokerDescription,
+    ClusterDescription,
+    ConfigEntry,
+    PartitionDescription,
+    TopicDescription,
+)
+from client.cluster import Cluster
+from client.errors import (
+    LeaderNotAvailableError,
+    LogServerError,
+    UnknownTopicOrPartitionError,
+    error_class_for_code,
+    error_for_code,
+)
+from client.protocol import ApiKey
+from client.topic_partition import OffsetAndTimestamp, TopicPartition
+
+__all__ = ["EARLIEST", "LATEST", "Admin", "OffsetSpec"]
+
+log = logging.getLogger(__name__)
+
+EARLIEST = -2
+LATEST = -1
+OffsetSpec = int | str  # "earliest", "latest" or a timestamp in ms
+
+_MAX_ATTEMPTS = 4
+_FIRST_BACKOFF_S = 0.1
+_MAX_BACKOFF_S = 1.0
+
+T = TypeVar("T")
+
+
+def response_error(code: int, message: str | None) -> LogServerError:
+    """The error for a per-item code, without the ``[NAME]`` prefix the broker's text repeats."""
+    prefix = f"[{error_class_for_code(code).name}] "
+    if message and message.startswith(prefix):
+        message = message[len(prefix) :]
+    return error_for_code(code, message)
+
+
+def _timestamp_for(tp: TopicPartition, spec: OffsetSpec) -> int:
+    if spec == "earliest":
+        return EARLIEST
+    if spec == "latest":
+        return LATEST
+    if type(spec) is int and spec >= EARLIEST:
+        return spec
+    raise ValueError(
+        f"{tp}: offset spec must be 'earliest', 'latest' or a timestamp in ms, not {spec!r}"
+    )
+
+
+class Admin:
+    def __init__(
+        self,
+        bootstrap_servers: str | Sequence[str] | None = None,
+        *,
+        client_id: str = "logserver-admin",
+        request_timeout_ms: int = 30_000,
+    ) -> None:
+        if request_timeout_ms < 1:
+            raise ValueError(f"request_timeout_ms must be >= 1, not {request_timeout_ms}")
+        self.request_timeout_ms = request_timeout_ms
+        self._cluster = Cluster(
+            bootstrap_servers,
+            client_id=client_id,
+            request_timeout_ms=request_timeout_ms,
+            allow_auto_topic_creation=False,
+        )
+        self._closed = False
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect to a bootstrap broker now (optional: every call connects on demand).
+
+        Raises ``NetworkError`` naming each address tried when none answers.
+        """
+        self._check_open()
+        await self._with_retries(lambda timeout_ms: self._cluster.any_connection())
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._cluster.close()
+
+    async def __aenter__(self) -> Admin:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- topics -----------------------------------------------------------------------
+
+    async def create_topic(
+        self,
+        name: str,
+        num_partitions: int = -1,
+        replication_factor: int = -1,
+        config: Mapping[str, str] | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        """Create ``name`` (-1: the broker's default partitions / replication factor).
+
+        Raises ``TopicAlreadyExistsError``, ``InvalidTopicError``,
+        ``InvalidPartitionsError``, ``InvalidReplicationFactorError`` or
+        ``InvalidConfigurationError``, each naming what is wrong.
+        """
+        spec = {
+            "name": name,
+            "num_partitions": num_partitions,
+            "replication_factor": replication_factor,
+            "configs": dict(config or {}),
+        }
+        body = {"topics": [spec], "validate_only": validate_only}
+        reply = await self._with_retries(self._to_any(ApiKey.CREATE_TOPICS, body))
+        _raise_for_topic(reply, name)
+
+    async def delete_topic(self, name: str) -> None:
+        """Delete ``name``; raises ``UnknownTopicOrPartitionError`` when it does not exist."""
+        body = {"topics": [name]}
+        reply = await self._with_retries(self._to_any(ApiKey.DELETE_TOPICS, body))
+        _raise_for_topic(reply, name)
+
+    async def list_topics(self) -> list[str]:
+        """Every topic's name, sorted."""
+        body = {"topics": None, "allow_auto_topic_creation": False}
+        reply = await self._with_retries(self._to_any(ApiKey.METADATA, body))
+        return sorted(name for name, error, _ in reply["topics"] if not error)
+
+    async def describe_topic(self, name: str) -> TopicDescription:
+        """Partitions with leader, replicas, ISR and the leader's log start and end offsets.
+
+        Raises ``UnknownTopicOrPartitionError`` when the topic does not exist. A
+        partition without a leader, or whose leader did not answer, has offsets None.
+        """
+
+        async def fetch(timeout_ms: int) -> dict[int, Any]:
+            metadata = await self._cluster.refresh([name])
+            partitions = metadata.topics.get(name)
+            if partitions is None:
+                code = metadata.topic_errors.get(name) or UnknownTopicOrPartitionError.code
+                raise response_error(code, f"topic {name!r} does not exist")
+            return partitions
+
+        partitions = await self._with_retries(fetch)
+        led = [TopicPartition(name, p) for p, info in partitions.items() if info.leader >= 0]
+        earliest, latest = await asyncio.gather(
+            self._list_offsets(dict.fromkeys(led, EARLIEST), raise_errors=False),
+            self._list_offsets(dict.fromkeys(led, LATEST), raise_errors=False),
+        )
+        described = []
+        for p, info in sorted(partitions.items()):
+            start = earliest.get(TopicPartition(name, p))
+            end = latest.get(TopicPartition(name, p))
+            described.append(
+                PartitionDescription(
+                    partition=p,
+                    leader=info.leader,
+                    leader_epoch=info.leader_epoch,
+                    replicas=info.replicas,
+                    isr=info.isr,
+                    log_start_offset=None if start is None else start.offset,
+                    log_end_offset=None if end is None else end.offset,
+                )
+            )
+        return TopicDescription(name, tuple(described))
+
+    # -- configs ----------------------------------------------------------------------
+
+    async def describe_configs(self, topic: str) -> dict[str, ConfigEntry]:
+        """Every setting of ``topic`` (overrides and defaults), by name."""
+        body = {"resources": [{"type": "topic", "name": topic, "keys": None}]}
+
+        async def describe(timeout_ms: int) -> dict[str, ConfigEntry]:
+            reply = await self._to_any(ApiKey.DESCRIBE_CONFIGS, body)(timeout_ms)
+            resource = _the_resource(reply, topic)
+            return {
+                name: ConfigEntry(name, value, source, bool(read_only))
+                for name, value, source, read_only in resource["configs"]
+            }
+
+        return await self._with_retries(describe)
+
+    async def alter_configs(
+        self,
+        topic: str,
+        set: Mapping[str, str] | None = None,  # noqa: A002 (the protocol's word)
+        delete: Iterable[str] = (),
+    ) -> None:
+        """Set and remove overrides of ``topic``, leaving its other overrides as they are.
+
+        Raises ``InvalidConfigurationError`` for an unknown key or a bad value
+        (nothing is changed then), ``UnknownTopicOrPartitionError`` for no such topic.
+        """
+        resource = {"type": "topic", "name": topic, "set": dict(set or {}), "delete": list(delete)}
+        body = {"resources": [resource], "validate_only": False}
+
+        async def alter(timeout_ms: int) -> None:
+            reply = await self._to_any(ApiKey.ALTER_CONFIGS, body)(timeout_ms)
+            _the_resource(reply, topic)
+
+        await self._with_retries(alter)
+
+    # -- offsets and cluster ----------------------------------------------------------
+
+    async def list_offsets(
+        self, requests: Mapping[TopicPartition, OffsetSpec]
+    ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+        """Each partition's earliest or latest offset, or its first record at/after a timestamp.
+
+        ``earliest``/``latest`` give ``OffsetAndTimestamp(offset, -1)``; a
+        timestamp after every record gives None. Raises ``ValueError`` for a bad
+        spec, and the partition's error (``UnknownTopicOrPartitionError``, …).
+        """
+        wanted = {TopicPartition(*tp): _timestamp_for(tp, spec) for tp, spec in requests.items()}
+        found = await self._list_offsets(wanted, raise_errors=True)
+        return {tp: found.get(tp) for tp in wanted}
+
+    async def describe_cluster(self) -> ClusterDescription:
+        body = {"topics": [], "allow_auto_topic_creation": False}
+        reply = await self._with_retries(self._to_any(ApiKey.METADATA, body))
+        brokers = sorted(
+            BrokerDescription(b[0], b[1], b[2], b[3] if len(b) > 3 else None)
+            for b in reply["brokers"]
+        )
+        return ClusterDescription(tuple(brokers), reply["controller_id"])
+
+    # -- internals --------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the admin client is closed")
+
+    def _to_any(
+        self, api_key: ApiKey, body: dict[str, Any]
+    ) -> Callable[[int], Awaitable[dict[str, Any]]]:
+        async def send(timeout_ms: int) -> dict[str, Any]:
+            connection = await self._cluster.any_connection()
+            reply, _ = await connection.request(api_key, body, timeout_ms=timeout_ms)
+            return reply
+
+        return send
+
+    async def _with_retries(self, attempt: Callable[[int], Awaitable[T]]) -> T:
+        """Run ``attempt(timeout_ms)``, retrying ``invalid_metadata`` errors within the deadline."""
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_timeout_ms / 1000
+        delay = _FIRST_BACKOFF_S
+        tries = 0
+        while True:
+            tries += 1
+            remaining_ms = max(1, int((deadline - loop.time()) * 1000))
+            try:
+                return await attempt(remaining_ms)
+            except LogServerError as exc:
+                if (
+                    not exc.invalid_metadata
+                    or tries >= _MAX_ATTEMPTS
+                    or loop.time() + delay >= deadline
+                ):
+                    raise
+                log.debug("admin request failed (%s); retrying in %.1f s", exc, delay)
+            self._cluster.invalidate()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_BACKOFF_S)
+
+    async def _list_offsets(
+        self, wanted: dict[TopicPartition, int], *, raise_errors: bool
+    ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+        """ListOffsets to each leader; partitions that failed are retried, then raised or left out."""
+        found: dict[TopicPartition, OffsetAndTimestamp | None] = {}
+        failed: dict[TopicPartition, LogServerError] = {}
+
+        async def attempt(timeout_ms: int) -> None:
+            failed.clear()
+            by_leader: dict[int, dict[TopicPartition, int]] = {}
+            for tp, timestamp in wanted.items():
+                if tp in found:
+                    continue
+                try:
+                    leader = await self._leader_of(tp)
+                except LogServerError as exc:
+                    failed[tp] = exc
+                    continue
+                by_leader.setdefault(leader, {})[tp] = timestamp
+            answers = await asyncio.gather(
+                *(self._list_offsets_at(leader, group, timeout_ms) for leader, group in by_leader.items()),
+                return_exceptions=True,
+            )
+            for (leader, group), answer in zip(by_leader.items(), answers, strict=True):
+                if isinstance(answer, LogServerError):
+                    failed.update(dict.fromkeys(group, answer))
+                elif isinstance(answer, BaseException):
+                    raise answer
+                else:
+                    offsets, errors = answer
+                    found.update(offsets)
+                    failed.update(errors)
+            if failed:
+                raise next(iter(failed.values()))
+
+        try:
+            await self._with_retries(attempt)
+        except LogServerError:
+            if raise_errors or not failed:
+                raise
+            log.debug("offsets unknown for %s", sorted(failed))
+        return found
+
+    async def _leader_of(self, tp: TopicPartition) -> int:
+        partitions = await self._cluster.partitions_for(tp.topic)
+        info = partitions.get(tp.partition)
+        if info is None:
+            raise UnknownTopicOrPartitionError(
+                f"topic {tp.topic!r} has no partition {tp.partition} "
+                f"(it has {len(partitions)})"
+            )
+        if info.leader < 0:
+            raise LeaderNotAvailableError(f"{tp} has no leader")
+        return info.leader
+
+    async def _list_offsets_at(
+        self, leader: int, group: dict[TopicPartition, int], timeout_ms: int
+    ) -> tuple[dict[TopicPartition, OffsetAndTimestamp | None], dict[TopicPartition, LogServerError]]:
+        by_topic: dict[str, list[list[int]]] = {}
+        for tp, timestamp in group.items():
+            by_topic.setdefault(tp.topic, []).append([tp.partition, timestamp])
+        body = {"replica_id": -1, "topics": [[t, ps] for t, ps in by_topic.items()]}
+        connection = await self._cluster.connection(leader)
+        reply, _ = await connection.request(ApiKey.LIST_OFFSETS, body, timeout_ms=timeout_ms)
+        offsets: dict[TopicPartition, OffsetAndTimestamp | None] = {}
+        errors: dict[TopicPartition, LogServerError] = {}
+        for topic, partitions in reply["topics"]:
+            for partition, error, timestamp, offset in partitions:
+                tp = TopicPartition(topic, partition)
+                if error:
+                    errors[tp] = response_error(error, f"{tp} on broker {leader}")
+                else:
+                    offsets[tp] = None if offset < 0 else OffsetAndTimestamp(offset, timestamp)
+        return offsets, errors
+
+
+def _raise_for_topic(reply: dict[str, Any], name: str) -> None:
+    for topic, error, message in reply["topics"]:
+        if topic == name and error:
+            raise response_error(error, message)
+
+
+def _the_resource(reply: dict[str, Any], name: str) -> dict[str, Any]:
+    for resource in reply["resources"]:
+        if resource["name"] == name:
+            if resource["error"]:
+                raise response_error(resource["error"], resource.get("error_message"))
+            return resource
+    raise UnknownTopicOrPartitionError(f"the broker's answer does not mention topic {name!r}")
