@@ -208,7 +208,7 @@ class Admin:
     async def alter_configs(
         self,
         topic: str,
-        set: Mapping[str, str] | None = None,  # noqa: A002 (the protocol's word)
+        set: Mapping[str, str] | None = None,
         delete: Iterable[str] = (),
     ) -> None:
         """Set and remove overrides of ``topic``, leaving its other overrides as they are.
@@ -292,7 +292,7 @@ class Admin:
     async def _list_offsets(
         self, wanted: dict[TopicPartition, int], *, raise_errors: bool
     ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
-        """ListOffsets to each leader; partitions that failed are retried, then raised or left out."""
+        """ListOffsets to each leader; failed partitions are retried, then raised or left out."""
         found: dict[TopicPartition, OffsetAndTimestamp | None] = {}
         failed: dict[TopicPartition, LogServerError] = {}
 
@@ -309,10 +309,13 @@ class Admin:
                     continue
                 by_leader.setdefault(leader, {})[tp] = timestamp
             answers = await asyncio.gather(
-                *(self._list_offsets_at(leader, group, timeout_ms) for leader, group in by_leader.items()),
+                *(
+                    self._list_offsets_at(leader, group, timeout_ms)
+                    for leader, group in by_leader.items()
+                ),
                 return_exceptions=True,
             )
-            for (leader, group), answer in zip(by_leader.items(), answers, strict=True):
+            for group, answer in zip(by_leader.values(), answers, strict=True):
                 if isinstance(answer, LogServerError):
                     failed.update(dict.fromkeys(group, answer))
                 elif isinstance(answer, BaseException):
@@ -337,8 +340,7 @@ class Admin:
         info = partitions.get(tp.partition)
         if info is None:
             raise UnknownTopicOrPartitionError(
-                f"topic {tp.topic!r} has no partition {tp.partition} "
-                f"(it has {len(partitions)})"
+                f"topic {tp.topic!r} has no partition {tp.partition} (it has {len(partitions)})"
             )
         if info.leader < 0:
             raise LeaderNotAvailableError(f"{tp} has no leader")
@@ -346,7 +348,9 @@ class Admin:
 
     async def _list_offsets_at(
         self, leader: int, group: dict[TopicPartition, int], timeout_ms: int
-    ) -> tuple[dict[TopicPartition, OffsetAndTimestamp | None], dict[TopicPartition, LogServerError]]:
+    ) -> tuple[
+        dict[TopicPartition, OffsetAndTimestamp | None], dict[TopicPartition, LogServerError]
+    ]:
         by_topic: dict[str, list[list[int]]] = {}
         for tp, timestamp in group.items():
             by_topic.setdefault(tp.topic, []).append([tp.partition, timestamp])

@@ -1,0 +1,102 @@
+"""``BlockingAdmin``: the admin client for scripts, with the asyncio ``Admin`` underneath.
+
+Each instance runs its own ``Admin`` on its own ``LoopThread``; every method
+submits the matching coroutine there and waits, so errors, retries and
+results are exactly the async client's. ``close`` (or leaving the ``with``
+block) closes the connections and stops the thread. Calling a method from
+inside the admin's own loop thread raises ``RuntimeError`` instead of
+deadlocking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from client.admin import Admin, OffsetSpec
+from client.admin_types import ClusterDescription, ConfigEntry, TopicDescription
+from client.loop_thread import LoopThread
+from client.topic_partition import OffsetAndTimestamp, TopicPartition
+
+__all__ = ["BlockingAdmin"]
+
+
+class BlockingAdmin:
+    def __init__(
+        self,
+        bootstrap_servers: str | Sequence[str] | None = None,
+        *,
+        client_id: str = "logserver-admin",
+        request_timeout_ms: int = 30_000,
+    ) -> None:
+        self._admin = Admin(
+            bootstrap_servers, client_id=client_id, request_timeout_ms=request_timeout_ms
+        )
+        self._thread: LoopThread | None = LoopThread(name=f"{client_id}-loop")
+
+    def _loop(self) -> LoopThread:
+        if self._thread is None:
+            raise RuntimeError("the admin client is closed")
+        return self._thread
+
+    def start(self) -> None:
+        self._loop().run(self._admin.start())
+
+    def close(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        try:
+            thread.run(self._admin.close())
+        finally:
+            thread.stop()
+
+    def __enter__(self) -> BlockingAdmin:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def create_topic(
+        self,
+        name: str,
+        num_partitions: int = -1,
+        replication_factor: int = -1,
+        config: Mapping[str, str] | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        self._loop().run(
+            self._admin.create_topic(
+                name, num_partitions, replication_factor, config, validate_only=validate_only
+            )
+        )
+
+    def delete_topic(self, name: str) -> None:
+        self._loop().run(self._admin.delete_topic(name))
+
+    def list_topics(self) -> list[str]:
+        return self._loop().run(self._admin.list_topics())
+
+    def describe_topic(self, name: str) -> TopicDescription:
+        return self._loop().run(self._admin.describe_topic(name))
+
+    def describe_configs(self, topic: str) -> dict[str, ConfigEntry]:
+        return self._loop().run(self._admin.describe_configs(topic))
+
+    def alter_configs(
+        self, topic: str, set: Mapping[str, str] | None = None, delete: Iterable[str] = ()
+    ) -> None:
+        self._loop().run(self._admin.alter_configs(topic, set, tuple(delete)))
+
+    def list_offsets(
+        self, requests: Mapping[TopicPartition, OffsetSpec]
+    ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+        return self._loop().run(self._admin.list_offsets(dict(requests)))
+
+    def describe_cluster(self) -> ClusterDescription:
+        return self._loop().run(self._admin.describe_cluster())
