@@ -88,7 +88,10 @@ class NetworkServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*(c.drain() for c in connections)), timeout_s)
         for connection in list(self.connections):
-            connection.abort("broker shutting down")
+            if connection.idle:
+                connection.close()  # answered everything: a graceful close flushes the socket
+            else:
+                connection.abort("broker shutting down")
         for server in self._servers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), 1.0)

@@ -1,5 +1,10 @@
 """Real brokers for the integration tests: ``broker`` (one, started) and ``broker_factory``.
 
+``broker`` takes its flags from the test's ``broker_flags`` marker:
+``@pytest.mark.broker_flags("--connections-max-idle-ms", "300")``. ``clients``
+opens connections (``await clients.conn(broker)``, ``await clients.raw(broker)``)
+and closes them all at teardown.
+
 Every broker started here is killed by PID at teardown, whatever the test did.
 When a test fails, each broker's output is attached to the report. A broker
 that logged a Python traceback fails the test at teardown (an unexpected
@@ -9,13 +14,17 @@ the test is marked ``broker_tracebacks_ok``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import asyncio
+
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.broker_process import BrokerProcess
+from client.connection import BrokerConnection
+from tests.integration.wire import RawClient
+from tests.support.broker_process import BrokerProcess, connect
 
 BrokerFactory = Callable[..., BrokerProcess]
 
@@ -26,6 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "broker_tracebacks_ok: the broker may log tracebacks in this test"
     )
+    config.addinivalue_line("markers", "broker_flags(*flags): flags for the broker fixture")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -70,6 +80,39 @@ def broker_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[B
 
 
 @pytest.fixture
-def broker(broker_factory: BrokerFactory) -> BrokerProcess:
-    """One standalone broker with default settings, on a fresh data directory."""
-    return broker_factory()
+def broker(broker_factory: BrokerFactory, request: pytest.FixtureRequest) -> BrokerProcess:
+    """One standalone broker on a fresh data directory, with the ``broker_flags`` marker's flags."""
+    marker = request.node.get_closest_marker("broker_flags")
+    return broker_factory(flags=list(marker.args) if marker else [])
+
+
+class Clients:
+    """Opens connections to brokers; ``aclose`` closes every one still open."""
+
+    def __init__(self) -> None:
+        self._conns: list[BrokerConnection] = []
+        self._raws: list[RawClient] = []
+
+    async def conn(self, broker: BrokerProcess, client_id: str = "test") -> BrokerConnection:
+        opened = await connect(broker, client_id=client_id)
+        self._conns.append(opened)
+        return opened
+
+    async def raw(self, broker: BrokerProcess) -> RawClient:
+        opened = await RawClient.open(broker.host, broker.port)
+        self._raws.append(opened)
+        return opened
+
+    async def aclose(self) -> None:
+        for conn in self._conns:
+            conn.close()
+        for raw in self._raws:
+            raw.close()
+        await asyncio.sleep(0.01)  # let the transports finish closing before the loop goes
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Clients]:
+    opened = Clients()
+    yield opened
+    await opened.aclose()
