@@ -23,7 +23,7 @@ from client.errors import (
 )
 from client.list_offsets import EARLIEST, LATEST, list_offsets
 from client.protocol import ApiKey
-from client.record import Record, iter_batches
+from client.record import Record, RecordBatch, iter_batches
 from client.topic_partition import TopicPartition
 
 __all__ = ["Fetcher", "PartitionState"]
@@ -37,7 +37,7 @@ class PartitionState:
     def __init__(self) -> None:
         self.position: int | None = None  # next offset poll returns; None: to be reset
         self.fetch_offset: int | None = None  # next offset to fetch
-        self.buffer: deque[tuple[list[Record], int]] = deque()  # (records, fetched bytes)
+        self.buffer: deque[_Chunk] = deque()
         self.buffered_bytes = 0
         self.epoch = 0  # bumped by seek: responses to older requests are dropped
         self.paused = False
@@ -191,20 +191,24 @@ class Fetcher:
                     self._on_partition_error(tp, state, error_for_code(error, message))
                     continue
                 if size:
-                    records, next_offset = self._decode(tp, data, offset)
+                    batches, next_offset = self._check(tp, data, offset)
                     state.fetch_offset = next_offset
-                    if records:
-                        state.buffer.append((records, size))
+                    if batches:
+                        state.buffer.append(_Chunk(batches, offset, size))
                         state.buffered_bytes += size
                         got_data = True
         if got_data:
             self.data_ready.set()
 
-    def _decode(
+    def _check(
         self, tp: TopicPartition, data: memoryview, offset: int
-    ) -> tuple[list[Record], int]:
-        """The records at or after ``offset`` and the next offset to fetch."""
-        records: list[Record] = []
+    ) -> tuple[list[RecordBatch], int]:
+        """The sound batches holding ``offset`` onwards, and the next offset to fetch.
+
+        Checks CRCs and offset continuity now, so the next fetch can leave at
+        once; records are decoded later, by ``take``, while that fetch is out.
+        """
+        batches: list[RecordBatch] = []
         expected = None
         next_offset = offset
         try:
@@ -220,19 +224,13 @@ class Fetcher:
                     raise CorruptRecordError(
                         f"{tp}: batch at {base} follows one ending at {expected - 1}"
                     )
-                batch_records = batch.records()
-                if base < offset:
-                    batch_records = [r for r in batch_records if r.offset >= offset]
-                if records:
-                    records.extend(batch_records)
-                else:
-                    records = batch_records
+                batches.append(batch)
                 expected = next_offset = batch.last_offset + 1
         except CorruptRecordError as exc:
             # Keep what was sound before the damage; report it rather than skip it.
             self.error = exc
             self.states[tp].paused = True
-        return records, next_offset
+        return batches, next_offset
 
     def _on_partition_error(
         self, tp: TopicPartition, state: PartitionState, error: LogServerError
@@ -262,7 +260,11 @@ class Fetcher:
         self.data_ready.set()
 
     def take(self, max_records: int | None) -> dict[TopicPartition, list[Record]]:
-        """Buffered records in offset order per partition, advancing positions."""
+        """Buffered records in offset order per partition, advancing positions.
+
+        Raises ``CorruptRecordError`` for a body that does not decode (its CRC
+        was sound: a producer bug), after pausing the partition.
+        """
         out: dict[TopicPartition, list[Record]] = {}
         budget = max_records if max_records is not None else 1 << 62
         for tp, state in self.states.items():
@@ -270,14 +272,23 @@ class Fetcher:
                 break
             buffer = state.buffer
             while buffer and budget > 0:
-                chunk, size = buffer[0]
-                if len(chunk) <= budget:
+                chunk = buffer[0]
+                try:
+                    records = chunk.decode()
+                except CorruptRecordError:
+                    state.paused = True
+                    buffer.clear()
+                    state.buffered_bytes = 0
+                    raise
+                if len(records) <= budget:
                     buffer.popleft()
-                    state.buffered_bytes -= size
-                    taken = chunk
+                    state.buffered_bytes -= chunk.size
+                    taken = records
                 else:
-                    taken = chunk[:budget]
-                    buffer[0] = (chunk[budget:], size)
+                    taken = records[:budget]
+                    chunk.records = records[budget:]
+                if not taken:
+                    continue
                 budget -= len(taken)
                 if tp in out:
                     out[tp].extend(taken)
@@ -289,3 +300,30 @@ class Fetcher:
         if not any(s.buffer for s in self.states.values()):
             self.data_ready.clear()
         return out
+
+
+class _Chunk:
+    """One fetch's batches for a partition, decoded on first use."""
+
+    __slots__ = ("batches", "min_offset", "records", "size")
+
+    def __init__(self, batches: list[RecordBatch], min_offset: int, size: int) -> None:
+        self.batches = batches
+        self.min_offset = min_offset
+        self.size = size
+        self.records: list[Record] | None = None
+
+    def decode(self) -> list[Record]:
+        if self.records is None:
+            records: list[Record] = []
+            for batch in self.batches:
+                decoded = batch.records()
+                if records:
+                    records.extend(decoded)
+                else:
+                    records = decoded
+            if records and records[0].offset < self.min_offset:
+                records = [r for r in records if r.offset >= self.min_offset]
+            self.records = records
+            self.batches = []
+        return self.records

@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 
 __all__ = ["handle_metadata"]
 
+# Topics one Metadata request may auto-create; the rest are answered "unknown"
+# (retriable) and created by the client's next refresh. Bounds the work one
+# request can cause.
+MAX_AUTO_CREATE_PER_REQUEST = 100
+
 
 def handle_metadata(broker: Broker, body: dict[str, Any], tail: memoryview) -> Any:
     names = body.get("topics")
@@ -46,7 +51,7 @@ def handle_metadata(broker: Broker, body: dict[str, Any], tail: memoryview) -> A
             errors[str(name)] = exc
             continue
         if name not in broker.topics:
-            if auto_create:
+            if auto_create and len(missing) < MAX_AUTO_CREATE_PER_REQUEST:
                 missing.append(name)
             else:
                 errors[name] = UnknownTopicOrPartitionError(f"topic {name!r} does not exist")
