@@ -85,6 +85,7 @@ class Producer:
         self._max_block_s = max_block_ms / 1000
         self._partition_counts: dict[str, int] = {}
         self._sticky = StickyPartitioner()
+        self._sticky_now: dict[str, int] = {}  # the sticky choice, read without a call
         self._closed = False
         self._started = False
         self._cluster: Cluster
@@ -186,7 +187,9 @@ class Producer:
             count = await self.partitions_for(topic)
         if partition is None:
             if key is None:
-                partition = self._sticky.partition(topic, count)
+                partition = self._sticky_now.get(topic)
+                if partition is None:
+                    partition = self._sticky_now[topic] = self._sticky.partition(topic, count)
             else:
                 partition = default_partition(bytes(key), count)
         elif type(partition) is not int or not 0 <= partition < count:
@@ -218,7 +221,7 @@ class Producer:
         elif batch.size + size > self._batch_size:
             acc.close(batch)
             if key is None:
-                self._sticky.next_batch(topic, count, partition)
+                self._sticky_now[topic] = self._sticky.next_batch(topic, count, partition)
             batch = acc.new_batch(topic, partition, self._delivery_timeout_s)
         rows = batch.rows
         delta = len(rows)
