@@ -82,10 +82,17 @@ class Fetcher:
 
     async def reset_positions(self, tps: list[TopicPartition], strategy: str) -> None:
         target = EARLIEST if strategy == "earliest" else LATEST
+        epochs = {tp: self.states[tp].epoch for tp in tps if tp in self.states}
         found = await list_offsets(self._cluster, dict.fromkeys(tps, target))
         for tp, result in found.items():
             state = self.states.get(tp)
-            if state is not None and result is not None:
+            # The application may have sought while the lookup was out: its seek wins.
+            if (
+                state is not None
+                and result is not None
+                and state.position is None
+                and state.epoch == epochs.get(tp)
+            ):
                 state.seek(result.offset)
 
     async def _reset_missing(self) -> None:

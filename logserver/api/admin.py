@@ -13,9 +13,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from client.errors import (
+    InvalidPartitionsError,
+    InvalidReplicationFactorError,
     InvalidRequestError,
     LogServerError,
     PolicyViolationError,
+    TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
 from client.topics import validate_topic_name
@@ -44,6 +47,16 @@ async def create_topic(
     if replication_factor == -1:
         replication_factor = broker.config.default_replication_factor
     if validate_only:
+        if name in broker.topics or await broker.coordinator.topic(name) is not None:
+            raise TopicAlreadyExistsError(f"topic {name!r} already exists")
+        if partitions < 1:
+            raise InvalidPartitionsError(f"{partitions} partitions: must be at least 1")
+        live = len(await broker.coordinator.live_brokers())
+        if not 1 <= replication_factor <= live:
+            raise InvalidReplicationFactorError(
+                f"replication factor {replication_factor}: must be between 1 and the "
+                f"{live} live broker(s)"
+            )
         return
     await broker.coordinator.create_topic(name, partitions, replication_factor, dict(configs))
     await broker.sync_topic(name)
@@ -75,7 +88,7 @@ async def _create_topics(broker: Broker, body: dict[str, Any]) -> Response:
                 validate_only=validate_only,  # type: ignore[arg-type]
             )
         except LogServerError as exc:
-            results.append([name, exc.code, str(exc)])
+            results.append([name, exc.code, exc.message])
         else:
             results.append([name, 0, None])
     return Response({"topics": results})
@@ -97,7 +110,7 @@ async def _delete_topics(broker: Broker, body: dict[str, Any]) -> Response:
             await broker.coordinator.delete_topic(name)
             await broker.sync_topic(name)
         except LogServerError as exc:
-            results.append([name, exc.code, str(exc)])
+            results.append([name, exc.code, exc.message])
         else:
             results.append([name, 0, None])
     return Response({"topics": results})

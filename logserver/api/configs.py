@@ -75,7 +75,7 @@ def handle_describe_configs(broker: Broker, body: dict[str, Any], tail: memoryvi
             else:
                 raise InvalidRequestError(f"unknown resource type {kind!r}")
         except LogServerError as exc:
-            entry.update(error=exc.code, error_message=str(exc), configs=[])
+            entry.update(error=exc.code, error_message=exc.message, configs=[])
         else:
             if keys is not None:
                 wanted = set(keys)
@@ -118,7 +118,7 @@ async def _alter(broker: Broker, body: dict[str, Any]) -> Response:
                 await broker.coordinator.alter_topic_config(name, to_set, to_delete)
                 await broker.sync_topic(name)
         except LogServerError as exc:
-            entry.update(error=exc.code, error_message=str(exc))
+            entry.update(error=exc.code, error_message=exc.message)
         results.append(entry)
     return Response({"resources": results})
 

@@ -47,7 +47,7 @@ _BODY_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
 
 
 def error_response(exc: LogServerError) -> Response:
-    return Response({"error": exc.code, "error_message": str(exc)})
+    return Response({"error": exc.code, "error_message": exc.message})
 
 
 class RequestDispatcher:

@@ -96,7 +96,7 @@ def _collect(
                 else None
             )
         except LogServerError as exc:
-            out.append([partition, exc.code, high_watermark, start, 0, str(exc)])
+            out.append([partition, exc.code, high_watermark, start, 0, exc.message])
             failed = True
             continue
         size = 0 if piece is None else piece.size

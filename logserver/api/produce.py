@@ -65,7 +65,7 @@ def handle_produce(broker: Broker, body: dict[str, Any], tail: memoryview) -> An
                     chunk, leader_epoch=broker.leader_epoch(topic, partition)
                 )
             except LogServerError as exc:
-                out.append([partition, exc.code, -1, partition_log.log_start_offset, str(exc)])
+                out.append([partition, exc.code, -1, partition_log.log_start_offset, exc.message])
                 continue
             notify((topic, partition))
             if partition_log.config.flush_messages is not None:
@@ -91,7 +91,7 @@ async def _flush_then_answer(
         try:
             await loop.run_in_executor(broker.executor, partition_log.maybe_flush)
         except LogServerError as exc:
-            failures[partition_log.directory.name] = str(exc)
+            failures[partition_log.directory.name] = exc.message
     if failures:
         # The data is appended but not durable as configured: report it, do not ack.
         for topic, out in results:

@@ -263,4 +263,4 @@ class BrokerConnection(asyncio.BufferedProtocol):
 
 
 def error_body(exc: LogServerError) -> dict[str, Any]:
-    return {"error": exc.code, "error_message": str(exc)}
+    return {"error": exc.code, "error_message": exc.message}
