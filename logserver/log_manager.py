@@ -99,7 +99,7 @@ class LogManager:
             config = log_config_for(topic_configs.get(topic, {}), self.default_config)
             opened = PartitionLog.open(path, config, **self._clock_kwargs)
             report = opened.recovery_report
-            if report is not None and report.truncations:
+            if report is not None and report.truncation is not None:
                 log.warning("%s: recovery cut the log: %s", path.name, report)
             return item[0], opened
 

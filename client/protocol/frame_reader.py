@@ -17,6 +17,7 @@ from client.protocol.frames import FRAME_LENGTH
 __all__ = ["FrameReader", "FrameTooLargeError"]
 
 _SCRATCH_BYTES = 256 * 1024
+_BIG_START_BYTES = 256 * 1024
 _unpack_length = FRAME_LENGTH.unpack_from
 
 
@@ -25,7 +26,17 @@ class FrameTooLargeError(InvalidRequestError):
 
 
 class FrameReader:
-    __slots__ = ("_big", "_big_filled", "_end", "_max", "_on_frame", "_scratch", "_start", "_view")
+    __slots__ = (
+        "_big",
+        "_big_filled",
+        "_big_size",
+        "_end",
+        "_max",
+        "_on_frame",
+        "_scratch",
+        "_start",
+        "_view",
+    )
 
     def __init__(self, on_frame: Callable[[bytearray], None], max_frame_bytes: int) -> None:
         self._on_frame = on_frame
@@ -36,6 +47,7 @@ class FrameReader:
         self._end = 0
         self._big: bytearray | None = None
         self._big_filled = 0
+        self._big_size = 0  # the announced size of the frame being read into _big
 
     @property
     def buffered_bytes(self) -> int:
@@ -43,8 +55,13 @@ class FrameReader:
         return self._end - self._start + self._big_filled
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
-        if self._big is not None:
-            return memoryview(self._big)[self._big_filled :]
+        big = self._big
+        if big is not None:
+            if self._big_filled == len(big):
+                grown = bytearray(min(self._big_size, 2 * len(big)))
+                grown[: self._big_filled] = big
+                self._big = big = grown
+            return memoryview(big)[self._big_filled :]
         if self._end == len(self._scratch):
             self._compact()
         return self._view[self._end :]
@@ -59,9 +76,9 @@ class FrameReader:
         big = self._big
         if big is not None:
             self._big_filled += nbytes
-            if self._big_filled == len(big):
+            if self._big_filled == self._big_size:
                 self._big = None
-                self._big_filled = 0
+                self._big_filled = self._big_size = 0
                 self._on_frame(big)
             return
         self._end += nbytes
@@ -84,9 +101,9 @@ class FrameReader:
                 continue
             if size + 4 > len(self._scratch) // 2:
                 got = end - start - 4
-                big = bytearray(size)
+                big = bytearray(min(size, max(2 * got, _BIG_START_BYTES)))
                 big[:got] = view[start + 4 : end]
-                self._big, self._big_filled = big, got
+                self._big, self._big_filled, self._big_size = big, got, size
                 start = end = 0
             break
         if start == end:

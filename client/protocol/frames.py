@@ -85,9 +85,8 @@ def _split(frame: BytesLike) -> tuple[object, memoryview]:
 def decode_request(frame: BytesLike) -> tuple[RequestHeader, dict[str, Any], memoryview]:
     """Header, body and tail of a request frame (without its length prefix).
 
-    Raises ``InvalidRequestError`` for anything malformed; the header is
-    checked before the body so the caller can still answer by correlation id
-    when only the body is bad (see ``partial_header``).
+    Raises ``InvalidRequestError`` for anything malformed. The broker closes
+    the connection then: without a trustworthy header it cannot answer.
     """
     meta, tail = _split(frame)
     if not isinstance(meta, list) or len(meta) != 5:

@@ -88,7 +88,7 @@ def _collect(
             continue
         high_watermark = broker.high_watermark(partition_log)
         start = partition_log.log_start_offset
-        budget = min(partition_max, max_bytes - total) if total else partition_max
+        budget = min(partition_max, max_bytes - total)
         try:
             piece = (
                 partition_log.read(offset, budget, max_offset=high_watermark)

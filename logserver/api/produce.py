@@ -11,6 +11,7 @@ error_message], …]], …]}``; none at all for ``acks=0``, as in Kafka.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 from client.errors import (
@@ -29,30 +30,28 @@ if TYPE_CHECKING:
 
 __all__ = ["handle_produce"]
 
+log = logging.getLogger(__name__)
+
 _UNKNOWN = UnknownTopicOrPartitionError.code
 
 
 def handle_produce(broker: Broker, body: dict[str, Any], tail: memoryview) -> Any:
-    acks = body["acks"]
-    topics = body["topics"]
-    if type(topics) is not list:
-        raise InvalidRequestError("field 'topics' must be an array")
+    acks = body.get("acks")
+    try:
+        plan = _split_tail(body, tail)
+    except InvalidRequestError:
+        if acks == 0:
+            log.info("dropping a malformed acks=0 produce request (acks=0 gets no response)")
+            return NO_RESPONSE
+        raise
     results: list[list[Any]] = []
     to_flush: list[PartitionLog] = []
     logs = broker.logs
     notify = broker.notifier.notify
-    pos = 0
-    end = len(tail)
     bad_acks = acks not in (0, 1, -1)
-    for topic, partitions in topics:
+    for topic, partitions in plan:
         out: list[list[Any]] = []
-        for partition, size in partitions:
-            if type(size) is not int or size < 0 or pos + size > end:
-                raise InvalidRequestError(
-                    f"{topic}-{partition}: {size!r} bytes do not fit the {end - pos} left"
-                )
-            chunk = tail[pos : pos + size]
-            pos += size
+        for partition, chunk in partitions:
             if bad_acks:
                 out.append([partition, InvalidRequiredAcksError.code, -1, -1, f"acks={acks!r}"])
                 continue
@@ -72,13 +71,35 @@ def handle_produce(broker: Broker, body: dict[str, Any], tail: memoryview) -> An
                 to_flush.append(partition_log)
             out.append([partition, 0, info.first_offset, partition_log.log_start_offset, None])
         results.append([topic, out])
-    if pos != end:
-        raise InvalidRequestError(f"{end - pos} tail bytes are not claimed by any partition")
     if to_flush:
         return _flush_then_answer(broker, to_flush, results, acks)
     if acks == 0:
         return NO_RESPONSE
     return Response({"topics": results})
+
+
+def _split_tail(
+    body: dict[str, Any], tail: memoryview
+) -> list[tuple[str, list[tuple[int, memoryview]]]]:
+    """Each partition's bytes; the sizes must claim the tail exactly, or nothing is appended."""
+    topics = body["topics"]
+    if type(topics) is not list:
+        raise InvalidRequestError("field 'topics' must be an array")
+    plan = []
+    pos, end = 0, len(tail)
+    for topic, partitions in topics:
+        chunks = []
+        for partition, size in partitions:
+            if type(size) is not int or size < 0 or pos + size > end:
+                raise InvalidRequestError(
+                    f"{topic}-{partition}: {size!r} bytes do not fit the {end - pos} left"
+                )
+            chunks.append((partition, tail[pos : pos + size]))
+            pos += size
+        plan.append((topic, chunks))
+    if pos != end:
+        raise InvalidRequestError(f"{end - pos} tail bytes are not claimed by any partition")
+    return plan
 
 
 async def _flush_then_answer(

@@ -69,10 +69,12 @@ class BrokerConnection(asyncio.BufferedProtocol):
         self._on_close = on_close
         self._use_sendfile = use_sendfile
         self._queue: deque[_Pending] = deque()
+        self._backlog: deque[bytearray] = deque()  # frames read while max_inflight was reached
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._writable = True
         self._reading_paused = False
+        self._eof = False
         self._sending_file = False
         self._closed = False
         self.peer = "?"
@@ -100,8 +102,9 @@ class BrokerConnection(asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool:
         # Half-close: answer what is in flight, then close.
-        if not self._queue:
+        if not self._queue and not self._backlog:
             return False
+        self._eof = True
         self._pause_reading()
         return True
 
@@ -126,6 +129,15 @@ class BrokerConnection(asyncio.BufferedProtocol):
     def _on_frame(self, frame: bytearray) -> None:
         if self._closed:
             return
+        if len(self._queue) >= self._max_inflight:
+            # One socket read can hold many small requests: park them until answers
+            # leave (reading is paused, so this holds at most one read's worth).
+            self._backlog.append(frame)
+            self._pause_reading()
+            return
+        self._handle(frame)
+
+    def _handle(self, frame: bytearray, *, pump: bool = True) -> None:
         try:
             header, body, tail = decode_request(frame)
         except InvalidRequestError as exc:
@@ -133,9 +145,7 @@ class BrokerConnection(asyncio.BufferedProtocol):
             return
         result = self._dispatcher.dispatch(header, body, tail, self.peer)
         if result is NO_RESPONSE:
-            if self._queue:
-                pass  # acks=0: nothing to send, and nothing to wait for
-            return
+            return  # acks=0: nothing to send, and nothing to wait for
         if isinstance(result, Response):
             self._queue.append(_Pending(header.correlation_id, result, None))
         else:
@@ -144,7 +154,8 @@ class BrokerConnection(asyncio.BufferedProtocol):
             future.add_done_callback(self._on_handler_done)
         if len(self._queue) >= self._max_inflight:
             self._pause_reading()
-        self._pump()
+        if pump:
+            self._pump()
 
     def _on_handler_done(self, future: asyncio.Future[Any]) -> None:
         if not future.cancelled():
@@ -167,7 +178,7 @@ class BrokerConnection(asyncio.BufferedProtocol):
                 future = head.future
                 assert future is not None
                 if not future.done():
-                    return
+                    break
                 if future.cancelled():
                     queue.popleft()
                     continue
@@ -186,8 +197,17 @@ class BrokerConnection(asyncio.BufferedProtocol):
                 self._sending_file = True
                 task = self._loop.create_task(self._send_slices(slices))
                 task.add_done_callback(self._on_file_sent)
-        if self._reading_paused and len(queue) < self._max_inflight // 2 + 1:
-            self._resume_reading()
+        backlog = self._backlog
+        if backlog and len(queue) < self._max_inflight and not self._closed:
+            while backlog and len(queue) < self._max_inflight and not self._closed:
+                self._handle(backlog.popleft(), pump=False)
+            self._loop.call_soon(self._pump)  # answer those that are ready, without recursion
+        if self._reading_paused and not backlog and len(queue) < self._max_inflight // 2 + 1:
+            if self._eof:
+                if not queue and not self._sending_file and transport is not None:
+                    transport.close()
+            else:
+                self._resume_reading()
 
     async def _send_slices(self, slices: Any) -> None:
         transport = self._transport
@@ -238,7 +258,8 @@ class BrokerConnection(asyncio.BufferedProtocol):
 
     @property
     def idle(self) -> bool:
-        return not self._queue and self._reader.buffered_bytes == 0
+        """Nothing in flight: silence now means the client stalled (maybe mid-frame)."""
+        return not self._queue and not self._backlog and not self._sending_file
 
     def abort(self, reason: str) -> None:
         if self._closed:

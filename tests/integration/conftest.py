@@ -15,7 +15,6 @@ the test is marked ``broker_tracebacks_ok``.
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from tests.support.broker_process import BrokerProcess, connect
 BrokerFactory = Callable[..., BrokerProcess]
 
 _BROKERS = pytest.StashKey[list[BrokerProcess]]()
+_CALL_FAILED = pytest.StashKey[bool]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -41,6 +41,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
     brokers = item.stash.get(_BROKERS, [])
     if report.failed and brokers:
         for i, broker in enumerate(brokers):
@@ -69,7 +71,10 @@ def broker_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[B
     yield factory
     for broker in brokers:
         broker.close()
-    if request.node.get_closest_marker("broker_tracebacks_ok") is None:
+    # A test that failed already says so; its broker output is in the report.
+    if request.node.get_closest_marker("broker_tracebacks_ok") is None and not (
+        request.node.stash.get(_CALL_FAILED, False)
+    ):
         for broker in brokers:
             found = broker.tracebacks()
             if found:

@@ -72,7 +72,8 @@ async def alter_topic(
     return entry
 
 
-async def describe_topic(conn: BrokerConnection, name: str) -> dict[str, str]:
+async def describe_topic(conn: BrokerConnection, name: str) -> dict[str, tuple[str, str]]:
+    """``{key: (value, source)}`` of every config of topic ``name``."""
     body, _ = await conn.request(
         ApiKey.DESCRIBE_CONFIGS,
         {"resources": [{"type": "topic", "name": name, "keys": None}]},
@@ -80,7 +81,7 @@ async def describe_topic(conn: BrokerConnection, name: str) -> dict[str, str]:
     )
     [entry] = body["resources"]
     assert entry["error"] == NONE, entry
-    return {key: value for key, value, _source, _read_only in entry["configs"]}
+    return {key: (value, source) for key, value, source, _read_only in entry["configs"]}
 
 
 async def metadata(
@@ -186,7 +187,9 @@ async def fetch_values(
         offset = got[-1][0] + 1
 
 
-async def list_offset(conn: BrokerConnection, topic: str, partition: int, timestamp: int) -> list:
+async def list_offset(
+    conn: BrokerConnection, topic: str, partition: int, timestamp: int
+) -> list[Any]:
     """The partition row ``[partition, error, timestamp, offset]``."""
     reply, _ = await conn.request(
         ApiKey.LIST_OFFSETS,
@@ -231,7 +234,9 @@ class RawClient:
         self.writer.write(data)
         await asyncio.wait_for(self.writer.drain(), REPLY_TIMEOUT_S)
 
-    async def read_response(self, timeout_s: float = REPLY_TIMEOUT_S) -> tuple[int, dict, bytes]:
+    async def read_response(
+        self, timeout_s: float = REPLY_TIMEOUT_S
+    ) -> tuple[int, dict[str, Any], bytes]:
         """``(correlation_id, body, tail)`` of the next response frame."""
         prefix = await asyncio.wait_for(self.reader.readexactly(4), timeout_s)
         (length,) = struct.unpack(">i", prefix)

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -38,7 +37,7 @@ __all__ = ["BrokerProcess", "BrokerStartError", "connect"]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY = re.compile(r"broker \d+ serving on ([^\s,:]+):(\d+)")
 _SETTING_ENV = frozenset({s.env for s in SETTINGS} | {CONFIG_ENV})
-_LIVE: weakref.WeakSet[BrokerProcess] = weakref.WeakSet()
+_LIVE: set[BrokerProcess] = set()  # strong refs: a lost object must not leak its process
 
 
 class BrokerStartError(RuntimeError):
@@ -189,8 +188,7 @@ class BrokerProcess:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(
-                        f"no broker line matching {pattern!r} within {timeout_s} s\n"
-                        f"{self.output()}"
+                        f"no broker line matching {pattern!r} within {timeout_s} s\n{self.output()}"
                     )
                 self._changed.wait(min(remaining, 0.1))
 
