@@ -1,12 +1,36 @@
-"""The logserver client library.
+"""The logserver client library: producer, consumer and admin, asyncio and blocking.
 
-It also holds the one definition of the record-batch format (``client.record``)
-and the error table (``client.errors``), which the broker imports, the way
-Kafka's clients module does. The producer, consumer and admin clients arrive
-with the broker (issue 3).
+It also holds the one definition of the record-batch format (``client.record``),
+the wire protocol (``client.protocol``) and the error table (``client.errors``),
+which the broker imports, the way Kafka's clients module does.
 """
 
 from client import errors
+from client.admin import Admin
+from client.blocking_admin import BlockingAdmin
+from client.blocking_consumer import BlockingConsumer
+from client.blocking_producer import BlockingProducer
+from client.consumer import Consumer, ConsumerRecord
+from client.producer import Producer, RecordFuture, RecordMetadata
 from client.record import BatchBuilder, Compression, Record, RecordBatch, iter_batches
+from client.topic_partition import OffsetAndTimestamp, TopicPartition
 
-__all__ = ["BatchBuilder", "Compression", "Record", "RecordBatch", "errors", "iter_batches"]
+__all__ = [
+    "Admin",
+    "BatchBuilder",
+    "BlockingAdmin",
+    "BlockingConsumer",
+    "BlockingProducer",
+    "Compression",
+    "Consumer",
+    "ConsumerRecord",
+    "OffsetAndTimestamp",
+    "Producer",
+    "Record",
+    "RecordBatch",
+    "RecordFuture",
+    "RecordMetadata",
+    "TopicPartition",
+    "errors",
+    "iter_batches",
+]

@@ -7,10 +7,21 @@ import importlib
 import pytest
 
 CLIENT_API = [
+    "Admin",
     "BatchBuilder",
+    "BlockingAdmin",
+    "BlockingConsumer",
+    "BlockingProducer",
     "Compression",
+    "Consumer",
+    "ConsumerRecord",
+    "OffsetAndTimestamp",
+    "Producer",
     "Record",
     "RecordBatch",
+    "RecordFuture",
+    "RecordMetadata",
+    "TopicPartition",
     "errors",
     "iter_batches",
 ]
