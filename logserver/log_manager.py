@@ -36,7 +36,7 @@ TopicPartition = tuple[str, int]
 def parse_partition_dir(name: str) -> TopicPartition | None:
     """``(topic, partition)`` for a directory named ``<topic>-<partition>``, else None."""
     topic, dash, number = name.rpartition("-")
-    if not dash or not topic or not number.isdigit() or "." in number:
+    if not dash or not topic or not (number.isascii() and number.isdigit()):
         return None
     return topic, int(number)
 
@@ -104,7 +104,17 @@ class LogManager:
             return item[0], opened
 
         with ThreadPoolExecutor(max_workers=min(8, max(1, len(found)))) as pool:
-            results = list(pool.map(open_one, found))
+            futures = [pool.submit(open_one, item) for item in found]
+        results, failures = [], []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - collected: the logs that did open must be closed
+                failures.append(exc)
+        if failures:
+            for _, opened in results:
+                opened.close_handlers()
+            raise failures[0]
         with self._lock:
             self._logs.update(results)
 

@@ -28,7 +28,8 @@ def check_topic_config(overrides: Mapping[str, str]) -> None:
             f"cleanup.policy={policy!r}: only 'delete' is supported (compaction is not built)"
         )
     isr = overrides.get("min.insync.replicas")
-    if isr is not None and (not str(isr).strip().isdigit() or int(isr) < 1):
+    text = str(isr).strip() if isr is not None else ""
+    if isr is not None and (not (text.isascii() and text.isdigit()) or int(text) < 1):
         raise InvalidConfigurationError(f"min.insync.replicas={isr!r}: must be an integer >= 1")
     unclean = overrides.get("unclean.leader.election.enable")
     if unclean is not None and str(unclean).lower() not in ("true", "false"):

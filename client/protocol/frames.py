@@ -78,7 +78,8 @@ def _split(frame: BytesLike) -> tuple[object, memoryview]:
     try:
         meta = msgpack.unpackb(view[4 : 4 + meta_length], raw=False, use_list=True)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise InvalidRequestError(f"frame meta is not msgpack: {exc}") from exc
+        reason = str(exc) or type(exc).__name__
+        raise InvalidRequestError(f"frame meta is not msgpack: {reason}") from exc
     return meta, view[4 + meta_length :]
 
 

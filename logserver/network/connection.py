@@ -75,6 +75,7 @@ class BrokerConnection(asyncio.BufferedProtocol):
         self._writable = True
         self._reading_paused = False
         self._eof = False
+        self._closing = False  # shutting down: never resume reading
         self._sending_file = False
         self._closed = False
         self.peer = "?"
@@ -143,7 +144,12 @@ class BrokerConnection(asyncio.BufferedProtocol):
         except InvalidRequestError as exc:
             self.abort(f"undecodable request: {exc}")
             return
-        result = self._dispatcher.dispatch(header, body, tail, self.peer)
+        try:
+            result = self._dispatcher.dispatch(header, body, tail, self.peer)
+        except Exception:  # a handler bug: this connection's stream can no longer be trusted
+            log.exception("%s: request handler failed", self.peer)
+            self.abort("internal error")
+            return
         if result is NO_RESPONSE:
             return  # acks=0: nothing to send, and nothing to wait for
         if isinstance(result, Response):
@@ -193,6 +199,7 @@ class BrokerConnection(asyncio.BufferedProtocol):
             tail_size = sum(s.size for s in slices) if slices else 0
             assert transport is not None
             transport.write(encode_response(head.correlation_id, response.body, tail_size))
+            self.last_active = time.monotonic()
             if tail_size:
                 self._sending_file = True
                 task = self._loop.create_task(self._send_slices(slices))
@@ -203,7 +210,7 @@ class BrokerConnection(asyncio.BufferedProtocol):
                 self._handle(backlog.popleft(), pump=False)
             self._loop.call_soon(self._pump)  # answer those that are ready, without recursion
         if self._reading_paused and not backlog and len(queue) < self._max_inflight // 2 + 1:
-            if self._eof:
+            if self._eof or self._closing:
                 if not queue and not self._sending_file and transport is not None:
                     transport.close()
             else:
@@ -215,6 +222,8 @@ class BrokerConnection(asyncio.BufferedProtocol):
         for piece in slices:
             if transport.is_closing():
                 return
+            if not piece.size:
+                continue
             if self._use_sendfile and await self._sendfile(transport, piece):
                 continue
             if piece.size <= _INLINE_READ_BYTES:
@@ -271,6 +280,7 @@ class BrokerConnection(asyncio.BufferedProtocol):
 
     def close(self) -> None:
         """Stop reading; close once the responses in flight are written."""
+        self._closing = True
         self._pause_reading()
         if self._transport is not None and not self._queue and not self._sending_file:
             self._transport.close()

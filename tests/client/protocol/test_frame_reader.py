@@ -6,7 +6,7 @@ import random
 import struct
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from client.errors import InvalidRequestError
@@ -51,12 +51,15 @@ FRAME_SIZES = st.one_of(
     st.integers(65, 4096),
     st.integers(HALF - 8, HALF + 8),  # around the switch to a dedicated buffer
     st.integers(HALF + 9, SCRATCH + 1000),  # over half the scratch buffer, some over all of it
+    st.integers(SCRATCH + 1000, 3 * SCRATCH),  # big enough for its buffer to grow as it fills
 )
+# How much each read finds ready, cycled. One large read per cycle keeps a multi-megabyte
+# stream to a few hundred reads; the small ones split lengths and frames anywhere.
 CHUNKS = st.lists(
     st.one_of(st.integers(1, 7), st.integers(8, 5000), st.integers(5000, 400_000)),
-    min_size=1,
+    min_size=0,
     max_size=12,
-)
+).map(lambda sizes: [*sizes, 40_000])
 
 
 @settings(max_examples=150)
@@ -67,6 +70,8 @@ CHUNKS = st.lists(
 )
 def test_random_frames_cut_at_random_boundaries_come_out_exactly(sizes, chunk_sizes, seed):
     payloads = [_payload(size, seed + i) for i, size in enumerate(sizes)]
+    event(f"frames over half the scratch buffer: {sum(4 + s > HALF for s in sizes) > 0}")
+    event(f"zero-length frames: {0 in sizes}")
     got: list[bytearray] = []
     reader = FrameReader(got.append, MAX_FRAME)
 
@@ -77,7 +82,7 @@ def test_random_frames_cut_at_random_boundaries_come_out_exactly(sizes, chunk_si
     assert reader.buffered_bytes == 0
 
 
-@settings(max_examples=60)
+@settings(max_examples=40)
 @given(
     sizes=st.lists(st.integers(0, 200), min_size=1, max_size=400),
     chunk_sizes=CHUNKS,
@@ -85,7 +90,7 @@ def test_random_frames_cut_at_random_boundaries_come_out_exactly(sizes, chunk_si
 def test_many_small_frames_fill_and_compact_the_scratch_buffer(sizes, chunk_sizes):
     payloads = [bytes([i % 256]) * size for i, size in enumerate(sizes)]
     # Repeat until the stream is several times the scratch buffer.
-    while sum(map(len, payloads)) < 3 * SCRATCH:
+    while sum(4 + len(p) for p in payloads) < 3 * SCRATCH:
         payloads = payloads + payloads
     got: list[bytearray] = []
     reader = FrameReader(got.append, MAX_FRAME)
@@ -114,13 +119,30 @@ def test_large_frame_is_read_into_its_own_buffer():
     first[:1000] = stream[:1000]
     reader.buffer_updated(1000)
     assert reader.buffered_bytes == 996
-    rest = reader.get_buffer(-1)
-    assert len(rest) == len(payload) - 996  # exactly the frame's remainder, nothing more
-    rest[:] = stream[1000:]
-    reader.buffer_updated(len(rest))
+    position = 1000
+    while position < len(stream):
+        rest = reader.get_buffer(-1)
+        assert 0 < len(rest) <= len(stream) - position  # never past the frame's end
+        rest[:] = stream[position : position + len(rest)]
+        position += len(rest)
+        reader.buffer_updated(len(rest))
 
     assert got == [bytearray(payload)]
     assert reader.buffered_bytes == 0
+
+
+def test_an_announced_large_frame_is_not_allocated_up_front():
+    # A client announcing a frame near socket.request.max.bytes and sending a few bytes
+    # must not make the broker allocate all of it.
+    limit = 100 * 1024 * 1024
+    got: list[bytearray] = []
+    reader = FrameReader(got.append, limit)
+    buffer = reader.get_buffer(-1)
+    buffer[:14] = struct.pack(">i", limit) + b"0123456789"
+    reader.buffer_updated(14)
+    assert reader.buffered_bytes == 10
+    assert len(reader.get_buffer(-1)) <= 2 * SCRATCH
+    assert got == []
 
 
 def test_zero_length_frames_are_delivered_empty():
