@@ -75,6 +75,8 @@ class BlockingConsumer:
                     yield ConsumerRecord(tp.topic, tp.partition, *record)
 
     def close(self) -> None:
+        if self._thread.loop.is_closed():
+            return
         try:
             self._thread.run(self._consumer.close(), 30)
         finally:

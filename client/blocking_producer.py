@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from client.loop_thread import LoopThread
-from client.producer import Producer, RecordMetadata
+from client.producer import Producer, ProducerClosedError, RecordMetadata
 
 __all__ = ["BlockingProducer"]
 
@@ -38,6 +38,8 @@ class BlockingProducer:
         self, topic: str, value: bytes | None = None, **kwargs: Any
     ) -> concurrent.futures.Future[RecordMetadata]:
         """Queue a record; keyword arguments are those of ``Producer.send``."""
+        if self._thread.loop.is_closed():
+            raise ProducerClosedError("the producer is closed")
         return asyncio.run_coroutine_threadsafe(self._send(topic, value, kwargs), self._thread.loop)
 
     def send_and_wait(
@@ -49,6 +51,8 @@ class BlockingProducer:
         self._thread.run(self._producer.flush(), timeout_s)
 
     def close(self, timeout_s: float | None = 30.0) -> None:
+        if self._thread.loop.is_closed():
+            return
         try:
             self._thread.run(self._producer.close(), timeout_s)
         finally:

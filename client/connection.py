@@ -149,13 +149,15 @@ class BrokerConnection:
         return reply
 
     async def wait(self, future: asyncio.Future[Reply], timeout_ms: int) -> Reply:
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout_ms / 1000)
-        except TimeoutError:
+        # asyncio.wait never cancels the future and always lets a cancel through
+        # (wait_for on 3.11 can swallow one: cpython gh-86296).
+        done, _ = await asyncio.wait((future,), timeout=timeout_ms / 1000)
+        if not done:
             # The stream position is unknown once a response is abandoned: start afresh.
             error = RequestTimedOutError(f"{self}: no response within {timeout_ms} ms")
             self._fail(error)
-            raise error from None
+            raise error
+        return future.result()
 
     async def drained(self) -> None:
         """Wait until the socket takes more data (back-pressure for bulk senders)."""

@@ -12,9 +12,15 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["LoopThread"]
+from client.errors import LogServerError
+
+__all__ = ["ClientClosedError", "LoopThread"]
 
 T = TypeVar("T")
+
+
+class ClientClosedError(LogServerError):
+    """A blocking client was used after ``close()``."""
 
 
 class LoopThread:
@@ -32,6 +38,9 @@ class LoopThread:
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("a blocking client cannot be called from its own loop thread")
+        if self.loop.is_closed() or not self._thread.is_alive():
+            coro.close()
+            raise ClientClosedError("the client is closed")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
 
     def stop(self) -> None:

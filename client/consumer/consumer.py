@@ -9,13 +9,12 @@ or ``none``: an ``OffsetOutOfRangeError`` from ``poll`` until you seek).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from client.cluster import Cluster
 from client.consumer.fetcher import Fetcher, PartitionState
-from client.errors import LogServerError
+from client.errors import LogServerError, OffsetOutOfRangeError
 from client.list_offsets import EARLIEST, LATEST, list_offsets
 from client.record import Record
 from client.topic_partition import OffsetAndTimestamp, TopicPartition
@@ -107,10 +106,14 @@ class Consumer:
         if self._closed:
             return
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, LogServerError):
-                await self._task
+        task = self._task
+        if task is not None:
+            # Cancel until it is gone: a cancel can be lost in a race with a reply.
+            for _ in range(50):
+                task.cancel()
+                done, _ = await asyncio.wait((task,), timeout=0.1)
+                if done:
+                    break
         if self._started:
             await self._cluster.close()
 
@@ -169,7 +172,7 @@ class Consumer:
         if state.position is None:
             strategy = self._fetcher.auto_offset_reset
             if strategy == "none":
-                raise LogServerError(
+                raise OffsetOutOfRangeError(
                     f"{TopicPartition(*tp)} has no position (auto_offset_reset='none')"
                 )
             await self._fetcher.reset_positions([TopicPartition(*tp)], strategy)

@@ -219,7 +219,8 @@ class Fetcher:
         expected = None
         next_offset = offset
         try:
-            for batch in iter_batches(data, validate=self._check_crcs, allow_incomplete_tail=True):
+            # The broker sends whole batches only: a partial one is damage, never a tail.
+            for batch in iter_batches(data, validate=self._check_crcs):
                 base = batch.base_offset
                 if expected is None:
                     if not base <= offset <= batch.last_offset:
@@ -235,8 +236,10 @@ class Fetcher:
                 expected = next_offset = batch.last_offset + 1
         except CorruptRecordError as exc:
             # Keep what was sound before the damage; report it rather than skip it.
-            self.error = exc
+            message = exc.message if exc.message.startswith(f"{tp}:") else f"{tp}: {exc.message}"
+            self.error = type(exc)(message)
             self.states[tp].paused = True
+            self.data_ready.set()
         return batches, next_offset
 
     def _on_partition_error(

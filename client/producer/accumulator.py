@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 from client.producer.batch import ProducerBatch
 
@@ -29,7 +30,7 @@ class RecordAccumulator:
         self._space = asyncio.Event()
         self._space.set()
         self._loop = asyncio.get_running_loop()
-        self.on_close_batch: list[object] = []
+        self.on_close: Callable[[ProducerBatch], None] | None = None
 
     def new_batch(self, topic: str, partition: int, deadline_s: float) -> ProducerBatch:
         loop = self._loop
@@ -51,6 +52,8 @@ class RecordAccumulator:
             del self.open[key]
             self.ready.append(batch)
             self.wakeup.set()
+            if self.on_close is not None:
+                self.on_close(batch)
 
     def _linger_expired(self, batch: ProducerBatch) -> None:
         self.close(batch)

@@ -16,6 +16,7 @@ from typing import Any
 
 from client.cluster import Cluster
 from client.errors import (
+    InvalidTimestampError,
     LogServerError,
     RecordTooLargeError,
     RequestTimedOutError,
@@ -23,6 +24,7 @@ from client.errors import (
 )
 from client.partitioner import StickyPartitioner, default_partition
 from client.producer.accumulator import RecordAccumulator
+from client.producer.batch import ProducerBatch
 from client.producer.record_metadata import RecordFuture, RecordMetadata
 from client.producer.sender import Sender
 from client.record.compression import Compression
@@ -33,6 +35,7 @@ __all__ = ["Producer", "ProducerClosedError"]
 _BYTES = (bytes, bytearray, memoryview)
 _NONE = type(None)
 _OK_PAYLOAD = {bytes, bytearray, memoryview, _NONE}
+_TIMESTAMP_LIMIT = 2**63
 _RECORD_OVERHEAD = 1 + 9 + 9 + 5 + 5 + 1  # array header, two ints, two bin headers, headers
 
 
@@ -105,6 +108,7 @@ class Producer:
             linger_ms=self._linger_ms,
             buffer_memory=self._buffer_memory,
         )
+        self._acc.on_close = self._batch_closed
         self._sender = Sender(
             self._cluster,
             self._acc,
@@ -120,6 +124,14 @@ class Producer:
         self._sender_task = asyncio.create_task(self._sender.run(), name="producer-sender")
         self._sender_task.add_done_callback(self._sender_done)
         self._started = True
+
+    def _batch_closed(self, batch: ProducerBatch) -> None:
+        """Keyless records move to another partition with every new batch (KIP-480)."""
+        topic = batch.topic
+        if self._sticky_now.get(topic) == batch.partition:
+            count = self._partition_counts.get(topic)
+            if count:
+                self._sticky_now[topic] = self._sticky.next_batch(topic, count, batch.partition)
 
     def _sender_done(self, task: asyncio.Task[None]) -> None:
         """If the sender dies, nothing may wait forever: fail every pending record."""
@@ -152,10 +164,11 @@ class Producer:
             try:
                 partitions = await self._cluster.partitions_for(topic)
             except LogServerError as exc:
-                if not exc.retriable or time.monotonic() + delay > deadline:
+                remaining = deadline - time.monotonic()
+                if not exc.retriable or remaining <= 0:
                     raise
                 self._cluster.invalidate()
-                await asyncio.sleep(delay)
+                await asyncio.sleep(min(delay, remaining))
                 delay = min(delay * 2, 1.0)
                 continue
             count = len(partitions)
@@ -198,6 +211,10 @@ class Producer:
             )
         if timestamp_ms is None:
             timestamp_ms = int(time.time() * 1000)
+        elif type(timestamp_ms) is not int or not 0 <= timestamp_ms < _TIMESTAMP_LIMIT:
+            raise InvalidTimestampError(
+                f"timestamp {timestamp_ms!r} is not an int64 millisecond time >= 0"
+            )
         size = _RECORD_OVERHEAD + (0 if value is None else len(value))
         if key is not None:
             size += len(key)
@@ -220,8 +237,6 @@ class Producer:
             batch = acc.new_batch(topic, partition, self._delivery_timeout_s)
         elif batch.size + size > self._batch_size:
             acc.close(batch)
-            if key is None:
-                self._sticky_now[topic] = self._sticky.next_batch(topic, count, partition)
             batch = acc.new_batch(topic, partition, self._delivery_timeout_s)
         rows = batch.rows
         delta = len(rows)

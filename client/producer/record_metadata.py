@@ -47,7 +47,9 @@ class RecordFuture:
         return RecordMetadata(self._topic, self._partition, offset, self._timestamp)
 
     def __await__(self) -> Generator[Any, None, RecordMetadata]:
-        base_offset = yield from self._batch.__await__()
+        # Shielded: a caller that gives up (a timeout, a cancel) must not cancel the
+        # batch its record shares with others.
+        base_offset = yield from asyncio.shield(self._batch).__await__()
         return self._metadata(base_offset)
 
     def done(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections import defaultdict
 from typing import Any
 
@@ -93,6 +94,9 @@ class Sender:
                 while self._in_flight[leader] >= self._max_in_flight:
                     self._slot_freed.clear()
                     await self._slot_freed.wait()
+                group[start:] = [b for b in group[start:] if self._buildable(b)]
+                if start >= len(group):
+                    break
                 end, size = start, 0
                 while end < len(group):
                     data = group[end].build(self._compression)
@@ -102,6 +106,16 @@ class Sender:
                     end += 1
                 self._send_request(leader, connection, group[start:end])
                 start = end
+
+    def _buildable(self, batch: ProducerBatch) -> bool:
+        if batch.future.done():  # failed or cancelled meanwhile
+            return False
+        try:
+            batch.build(self._compression)
+        except (ValueError, TypeError, OverflowError, struct.error) as exc:
+            batch.fail(LogServerError(f"{batch.topic}-{batch.partition}: cannot build: {exc}"))
+            return False
+        return True
 
     async def _leader_for(self, batch: ProducerBatch) -> int | None:
         partitions = self._cluster.cached_partitions(batch.topic)
