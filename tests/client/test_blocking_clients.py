@@ -85,7 +85,7 @@ def test_send_time_errors_surface_from_the_future(fake: FakeBroker) -> None:
 
 
 def test_send_after_close_raises_producer_closed(fake: FakeBroker) -> None:
-    # Regression (was a bug): the loop is closed, so run_coroutine_threadsafe raises RuntimeError("Event loop
+    # Was: the loop is closed, so run_coroutine_threadsafe raises RuntimeError("Event loop
     # is closed") and the never-awaited _send coroutine warns (an error under -W error).
     producer = BlockingProducer(fake.address)
     producer.close()

@@ -155,7 +155,7 @@ async def test_an_unknown_topic_fails_after_max_block_ms(
     with pytest.raises(UnknownTopicOrPartitionError, match="nowhere"):
         await asyncio.wait_for(producer.send("nowhere", b"v"), WAIT_S)
 
-    # Regression (was a bug): gives up once the next (doubling) backoff would pass the deadline, at ~0.35 s.
+    # Was: gives up once the next (doubling) backoff would pass the deadline, at ~0.35 s.
     elapsed = loop.time() - start
     assert 0.45 <= elapsed < 3, f"gave up after {elapsed:.2f} s of max_block_ms=0.5 s"
     async with Admin(broker.address) as admin:

@@ -14,7 +14,7 @@ TP = TopicPartition("t", 0)
 async def test_close_ends_the_fetcher_whenever_it_is_called(
     make_consumer: ConsumerFactory,
 ) -> None:
-    # Regression (was a bug): assign() wakes the fetcher, which asks Metadata/ListOffsets/Fetch; a close()
+    # Was: assign() wakes the fetcher, which asks Metadata/ListOffsets/Fetch; a close()
     # whose cancel arrives just as an answer lands is lost. BrokerConnection.wait awaits
     # asyncio.wait_for(shield(future)), and Python 3.11's wait_for returns the result
     # instead of raising CancelledError when both happen together (cpython gh-86296), so

@@ -157,7 +157,7 @@ async def test_a_first_batch_that_does_not_hold_the_fetch_offset_is_corrupt(
 async def test_a_waiting_poll_raises_as_soon_as_damage_arrives(
     make_consumer: ConsumerFactory, fake: FakeBroker
 ) -> None:
-    # Regression (was a bug): the fetcher records the error but does not set data_ready, so a poll already
+    # Was: the fetcher records the error but does not set data_ready, so a poll already
     # waiting sleeps out its whole timeout and returns {}; only the next poll raises.
     consumer = await _consumer(make_consumer)
     assert await consumer.position(TP) == 0

@@ -169,7 +169,7 @@ async def test_acks_reach_the_request(
 async def test_waiting_on_one_record_with_a_timeout_leaves_its_batch_mates_alone(
     make_producer: ProducerFactory, fake: FakeBroker
 ) -> None:
-    # Regression (was a bug): a RecordFuture awaits its batch's future directly, so cancelling one wait
+    # Was: a RecordFuture awaits its batch's future directly, so cancelling one wait
     # (wait_for timing out) cancels the batch: every record in it fails with CancelledError.
     producer = await make_producer(linger_ms=200)
     first = await producer.send("t", b"1")
@@ -252,7 +252,7 @@ async def test_keyless_records_move_on_when_batches_fill(make_producer: Producer
 async def test_keyless_records_sent_one_batch_at_a_time_spread_over_partitions(
     make_producer: ProducerFactory,
 ) -> None:
-    # Regression (was a bug): the sticky partition only moves when a batch *fills* (Producer.send). A producer
+    # Was: the sticky partition only moves when a batch *fills* (Producer.send). A producer
     # whose batches close on linger or because the sender took them (linger_ms=0) never
     # fills one, so all its keyless records go to one partition forever. KIP-480 (what
     # client/partitioner.py says it implements) moves on when the batch is closed; KIP-794

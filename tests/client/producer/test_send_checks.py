@@ -77,7 +77,7 @@ async def test_bytearray_memoryview_and_none_are_accepted(
 async def test_a_timestamp_that_is_not_an_int_is_refused_at_send(
     make_producer: ProducerFactory, fake: FakeBroker, timestamp: object
 ) -> None:
-    # Regression (was a bug): not checked at send; the batch fails to build in the sender, which dies, so
+    # Was: not checked at send; the batch fails to build in the sender, which dies, so
     # this record fails with struct.error and every later record waits forever.
     producer = await make_producer()
 
@@ -185,7 +185,7 @@ async def test_unknown_topic_fails_after_max_block_ms(
     with pytest.raises(UnknownTopicOrPartitionError, match="nope"):
         await asyncio.wait_for(producer.send("nope", b"v"), WAIT_S)
 
-    # Regression (was a bug): the backoff doubles and it gives up when the next sleep would pass the deadline,
+    # Was: the backoff doubles and it gives up when the next sleep would pass the deadline,
     # at 0.14 s of the 0.3 s here; a topic created at 0.2 s would be missed.
     elapsed = loop.time() - start
     assert 0.27 <= elapsed < 2, f"gave up after {elapsed:.2f} s of max_block_ms=0.3 s"
