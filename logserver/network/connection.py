@@ -198,8 +198,19 @@ class BrokerConnection(asyncio.BufferedProtocol):
             slices = response.slices
             tail_size = sum(s.size for s in slices) if slices else 0
             assert transport is not None
-            transport.write(encode_response(head.correlation_id, response.body, tail_size))
+            header = encode_response(head.correlation_id, response.body, tail_size)
             self.last_active = time.monotonic()
+            if tail_size and not self._use_sendfile and tail_size <= _INLINE_READ_BYTES:
+                # Small tail: one write, so the client wakes once (the low-latency path).
+                try:
+                    parts = [header, *(piece.read_bytes() for piece in slices if piece.size)]
+                except LogServerError as exc:
+                    log.error("%s: reading fetched data failed: %s", self.peer, exc)
+                    self.abort("fetch read failed")
+                    return
+                transport.write(b"".join(parts))
+                continue
+            transport.write(header)
             if tail_size:
                 self._sending_file = True
                 task = self._loop.create_task(self._send_slices(slices))

@@ -154,6 +154,7 @@ def test_producer_perf_json(parent: Path) -> None:
     assert result["latency"]["method"] == "batch"
     assert result["batches"] >= 1
     assert out["config"]["yield_every"] == 500
+    assert out["config"]["distinct_values"] == 1024
     assert set(out["bars"]["met"]) == {"records_per_s_100b"}
     assert isinstance(out["bars"]["met"]["records_per_s_100b"], bool)  # reported, not asserted
     assert_env(out["env"], parent)
