@@ -27,12 +27,12 @@ from client.admin_types import (
 )
 from client.cluster import Cluster
 from client.errors import (
-    LeaderNotAvailableError,
     LogServerError,
     UnknownTopicOrPartitionError,
     error_class_for_code,
     error_for_code,
 )
+from client.list_offsets import EARLIEST, LATEST, list_offsets
 from client.protocol import ApiKey
 from client.topic_partition import OffsetAndTimestamp, TopicPartition
 
@@ -40,8 +40,6 @@ __all__ = ["EARLIEST", "LATEST", "Admin", "OffsetSpec"]
 
 log = logging.getLogger(__name__)
 
-EARLIEST = -2
-LATEST = -1
 OffsetSpec = int | str  # "earliest", "latest" or a timestamp in ms
 
 _MAX_ATTEMPTS = 4
@@ -292,81 +290,8 @@ class Admin:
     async def _list_offsets(
         self, wanted: dict[TopicPartition, int], *, raise_errors: bool
     ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
-        """ListOffsets to each leader; failed partitions are retried, then raised or left out."""
-        found: dict[TopicPartition, OffsetAndTimestamp | None] = {}
-        failed: dict[TopicPartition, LogServerError] = {}
-
-        async def attempt(timeout_ms: int) -> None:
-            failed.clear()
-            by_leader: dict[int, dict[TopicPartition, int]] = {}
-            for tp, timestamp in wanted.items():
-                if tp in found:
-                    continue
-                try:
-                    leader = await self._leader_of(tp)
-                except LogServerError as exc:
-                    failed[tp] = exc
-                    continue
-                by_leader.setdefault(leader, {})[tp] = timestamp
-            answers = await asyncio.gather(
-                *(
-                    self._list_offsets_at(leader, group, timeout_ms)
-                    for leader, group in by_leader.items()
-                ),
-                return_exceptions=True,
-            )
-            for group, answer in zip(by_leader.values(), answers, strict=True):
-                if isinstance(answer, LogServerError):
-                    failed.update(dict.fromkeys(group, answer))
-                elif isinstance(answer, BaseException):
-                    raise answer
-                else:
-                    offsets, errors = answer
-                    found.update(offsets)
-                    failed.update(errors)
-            if failed:
-                raise next(iter(failed.values()))
-
-        try:
-            await self._with_retries(attempt)
-        except LogServerError:
-            if raise_errors or not failed:
-                raise
-            log.debug("offsets unknown for %s", sorted(failed))
-        return found
-
-    async def _leader_of(self, tp: TopicPartition) -> int:
-        partitions = await self._cluster.partitions_for(tp.topic)
-        info = partitions.get(tp.partition)
-        if info is None:
-            raise UnknownTopicOrPartitionError(
-                f"topic {tp.topic!r} has no partition {tp.partition} (it has {len(partitions)})"
-            )
-        if info.leader < 0:
-            raise LeaderNotAvailableError(f"{tp} has no leader")
-        return info.leader
-
-    async def _list_offsets_at(
-        self, leader: int, group: dict[TopicPartition, int], timeout_ms: int
-    ) -> tuple[
-        dict[TopicPartition, OffsetAndTimestamp | None], dict[TopicPartition, LogServerError]
-    ]:
-        by_topic: dict[str, list[list[int]]] = {}
-        for tp, timestamp in group.items():
-            by_topic.setdefault(tp.topic, []).append([tp.partition, timestamp])
-        body = {"replica_id": -1, "topics": [[t, ps] for t, ps in by_topic.items()]}
-        connection = await self._cluster.connection(leader)
-        reply, _ = await connection.request(ApiKey.LIST_OFFSETS, body, timeout_ms=timeout_ms)
-        offsets: dict[TopicPartition, OffsetAndTimestamp | None] = {}
-        errors: dict[TopicPartition, LogServerError] = {}
-        for topic, partitions in reply["topics"]:
-            for partition, error, timestamp, offset in partitions:
-                tp = TopicPartition(topic, partition)
-                if error:
-                    errors[tp] = response_error(error, f"{tp} on broker {leader}")
-                else:
-                    offsets[tp] = None if offset < 0 else OffsetAndTimestamp(offset, timestamp)
-        return offsets, errors
+        self._check_open()
+        return await list_offsets(self._cluster, wanted, raise_errors=raise_errors)
 
 
 def _raise_for_topic(reply: dict[str, Any], name: str) -> None:
