@@ -24,6 +24,7 @@ SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX)
 DELETED_SUFFIX = ".deleted"
 TMP_SUFFIX = ".tmp"
 CHECKPOINT_FILE = "partition.checkpoint"
+LEADER_EPOCH_FILE = "leader-epoch-checkpoint"
 CLEAN_SHUTDOWN_FILE = ".clean-shutdown"
 
 _OFFSET_DIGITS = 20
@@ -72,13 +73,13 @@ def list_directory(directory: Path) -> DirectoryListing:
     foreign: list[Path] = []
     for entry in sorted(os.scandir(directory), key=lambda e: e.name):
         name = entry.name
-        if name in (CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE):
+        if name in (CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, LEADER_EPOCH_FILE):
             continue
         path = Path(entry.path)
         if name.endswith(DELETED_SUFFIX) and parse_segment_name(name[: -len(DELETED_SUFFIX)]):
             leftovers.append(path)
             continue
-        if name == CHECKPOINT_FILE + TMP_SUFFIX:
+        if name in (CHECKPOINT_FILE + TMP_SUFFIX, LEADER_EPOCH_FILE + TMP_SUFFIX):
             leftovers.append(path)
             continue
         parsed = parse_segment_name(name)

@@ -39,7 +39,8 @@ from client.record.validation import check_single_batch
 from logserver.log.checkpoint import PartitionCheckpoint, write_atomically, write_checkpoint
 from logserver.log.config import LogConfig
 from logserver.log.file_slice import FileSlice
-from logserver.log.files import CLEAN_SHUTDOWN_FILE
+from logserver.log.files import CLEAN_SHUTDOWN_FILE, fsync_directory
+from logserver.log.leader_epoch_cache import EpochEndOffset, LeaderEpochCache
 from logserver.log.recovery import RecoveryReport, load_log
 from logserver.log.segment import LogSegment, PartialWriteError, now_ms
 
@@ -91,12 +92,15 @@ class PartitionLog:
         self._config = config
         self._segments = segments
         self._bases = [s.base_offset for s in segments]
+        self.leader_epochs = LeaderEpochCache(directory)
         self._clock = clock_ms
         self._log_start_offset = log_start_offset
         self._recovery_point = recovery_point
         active_next = segments[-1].next_offset
         assert active_next is not None
         self._next_offset = active_next
+        self.leader_epochs.truncate_from_end(active_next)  # recovery may have cut the log
+        self._latest_epoch = self.leader_epochs.latest_epoch
         self._unflushed_messages = 0
         self._last_flush_ms = clock_ms()
         self._pending_deletes: list[tuple[int, LogSegment]] = []
@@ -257,6 +261,8 @@ class PartitionLog:
                 raise
             self._next_offset = next_offset
             self._unflushed_messages += count
+            if epoch > self._latest_epoch:
+                self._new_epoch(epoch, offset)
         return _new_tuple(AppendInfo, (offset, next_offset - 1, max_timestamp, count, size))
 
     def _check_sizes(self, sizes: list[int], total: int) -> None:
@@ -316,7 +322,23 @@ class PartitionLog:
                 raise
             self._next_offset = offset
             self._unflushed_messages += records
+            if epoch > self._latest_epoch:
+                self._new_epoch(epoch, first_offset)
         return AppendInfo(first_offset, offset - 1, max_timestamp, records, total)
+
+    def _new_epoch(self, epoch: int, start_offset: int) -> None:
+        """A leader epoch's first append: record it (rare; the write is fsynced)."""
+        try:
+            self.leader_epochs.assign(epoch, start_offset)
+        except OSError as exc:
+            # The data is appended; only the derived cache is behind. Say so, go on.
+            log.error("%s: cannot save the leader epoch cache: %s", self.directory, exc)
+        self._latest_epoch = epoch
+
+    def end_offset_for_epoch(self, epoch: int) -> EpochEndOffset:
+        """OffsetsForLeaderEpoch: where ``epoch`` (or the largest below it) ends in this log."""
+        with self._lock:
+            return self.leader_epochs.end_offset_for(epoch, self._next_offset)
 
     def _maybe_roll(self, incoming_bytes: int, incoming_offsets: int) -> LogSegment:
         active = self._segments[-1]
@@ -364,6 +386,52 @@ class PartitionLog:
             if not self._segments[-1].is_empty:
                 self._roll("requested")
             return self._segments[-1].base_offset
+
+    def truncate_to(self, offset: int) -> int:
+        """Remove every batch holding ``offset`` or later; return the new log end offset.
+
+        This is how a follower drops a divergent suffix (Kafka's ``truncateTo``):
+        a batch that holds ``offset`` goes whole, so the new end may be below
+        ``offset``. Later segments are deleted at once; readers holding slices of
+        them get errors, never other data. Raises ``OffsetOutOfRangeError`` below
+        the log start.
+        """
+        with self._flush_lock, self._lock:
+            self._check_writable()
+            if offset >= self._next_offset:
+                return self._next_offset
+            if offset < self._log_start_offset:
+                raise OffsetOutOfRangeError(
+                    f"{self.directory.name}: cannot truncate to {offset}, below the log start "
+                    f"{self._log_start_offset}"
+                )
+            i = max(0, bisect_right(self._bases, offset) - 1)
+            try:
+                for segment in self._segments[i + 1 :]:
+                    segment.delete()
+                del self._segments[i + 1 :]
+                del self._bases[i + 1 :]
+                segment = self._segments[i]
+                found = segment.find(offset)
+                position = segment.size if found is None else found[0]
+                segment.truncate_to_position(position)
+                fsync_directory(self.directory)
+            except OSError as exc:
+                failure = StorageError(
+                    f"{self.directory}: truncating to {offset} failed: {exc.strerror}"
+                )
+                self._stop_appends(failure)
+                raise failure from exc
+            assert segment.next_offset is not None
+            self._next_offset = segment.next_offset
+            self._recovery_point = min(self._recovery_point, self._next_offset)
+            self._unflushed_messages = 0
+            new_end = self._next_offset
+            self.leader_epochs.truncate_from_end(new_end)
+            self._latest_epoch = self.leader_epochs.latest_epoch
+        self._write_checkpoint()
+        log.info("%s: truncated to offset %d (asked %d)", self.directory.name, new_end, offset)
+        return new_end
 
     # -- read -----------------------------------------------------------------------
 
@@ -477,6 +545,7 @@ class PartitionLog:
             del self._segments[: len(doomed)]
             del self._bases[: len(doomed)]
             self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
+            self.leader_epochs.truncate_from_start(self._log_start_offset)
             self._recovery_point = max(self._recovery_point, self._log_start_offset)
             deadline = now + config.file_delete_delay_ms
             try:

@@ -401,6 +401,18 @@ class LogSegment:
         """Rebuild both indexes from the valid batches, leaving the ``.log`` file untouched."""
         return self._rescan(truncate=False)
 
+    def truncate_to_position(self, position: int) -> SegmentScan:
+        """Cut the file at ``position`` (a batch boundary) and make this the active segment again.
+
+        Indexes are rebuilt from what remains, which costs one scan of the segment:
+        truncation is rare (a follower dropping a divergent suffix).
+        """
+        if not 0 <= position <= self.size:
+            raise ValueError(f"{self.path}: cannot truncate to {position} (size {self.size})")
+        os.ftruncate(self._fd, position)
+        self.sealed = False
+        return self._rescan(truncate=True)
+
     def load_tail(self) -> ScanStop | None:
         """Restore the append state of the active segment after a clean shutdown.
 
