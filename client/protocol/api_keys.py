@@ -42,4 +42,5 @@ SUPPORTED_VERSIONS: dict[ApiKey, tuple[int, int]] = {
     ApiKey.DELETE_TOPICS: (0, 0),
     ApiKey.DESCRIBE_CONFIGS: (0, 0),
     ApiKey.ALTER_CONFIGS: (0, 0),
+    ApiKey.OFFSETS_FOR_LEADER_EPOCH: (0, 0),
 }

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from client.errors import InvalidRequestError, LogServerError, UnsupportedVersionError
 from client.protocol import SUPPORTED_VERSIONS, ApiKey, RequestHeader
-from logserver.api import admin, configs, fetch, list_offsets, metadata, produce
+from logserver.api import admin, configs, fetch, leader_epochs, list_offsets, metadata, produce
 from logserver.network.connection import HandlerResult
 from logserver.network.response import Response
 
@@ -41,6 +41,7 @@ _HANDLERS: dict[int, Handler] = {
     ApiKey.PRODUCE: produce.handle_produce,
     ApiKey.FETCH: fetch.handle_fetch,
     ApiKey.LIST_OFFSETS: list_offsets.handle_list_offsets,
+    ApiKey.OFFSETS_FOR_LEADER_EPOCH: leader_epochs.handle_offsets_for_leader_epoch,
 }
 
 _BODY_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
