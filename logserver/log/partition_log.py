@@ -326,6 +326,59 @@ class PartitionLog:
                 self._new_epoch(epoch, first_offset)
         return AppendInfo(first_offset, offset - 1, max_timestamp, records, total)
 
+    def append_as_follower(self, data: BytesLike) -> AppendInfo:
+        """Append batches exactly as the leader stamped them (replication).
+
+        Nothing is restamped: each batch's base offset must continue this log
+        (``InvalidRecordError`` otherwise, and nothing is appended), and the
+        leader epochs in the batches feed the epoch cache, so a follower can
+        answer OffsetsForLeaderEpoch once it leads.
+        """
+        view = data if type(data) is memoryview else memoryview(data)
+        total = view.nbytes
+        if total == 0:
+            raise InvalidRecordError(f"{self.directory}: append of zero bytes")
+        headers = []
+        position = 0
+        while position < total:
+            header = check_batch(view, position, total)
+            headers.append(header)
+            position += header.batch_length + LOG_OVERHEAD
+        self._check_sizes([h.batch_length + LOG_OVERHEAD for h in headers], total)
+        with self._lock:
+            self._check_writable()
+            first_offset = expected = self._next_offset
+            batches = []
+            position = 0
+            for header in headers:
+                if header.base_offset != expected:
+                    raise InvalidRecordError(
+                        f"{self.directory.name}: replicated batch at offset {header.base_offset} "
+                        f"does not continue the log, which ends at {expected}"
+                    )
+                size = header.batch_length + LOG_OVERHEAD
+                batches.append((expected, size, header.max_timestamp))
+                expected += header.last_offset_delta + 1
+                position += size
+            segment = self._maybe_roll(total, expected - first_offset)
+            try:
+                segment.append([view], batches, expected)
+            except PartialWriteError as exc:
+                self._stop_appends(exc)
+                raise
+            self._next_offset = expected
+            self._unflushed_messages += sum(h.record_count for h in headers)
+            for header in headers:
+                if header.partition_leader_epoch > self._latest_epoch:
+                    self._new_epoch(header.partition_leader_epoch, header.base_offset)
+        return AppendInfo(
+            first_offset,
+            expected - 1,
+            max(h.max_timestamp for h in headers),
+            sum(h.record_count for h in headers),
+            total,
+        )
+
     def _new_epoch(self, epoch: int, start_offset: int) -> None:
         """A leader epoch's first append: record it (rare; the write is fsynced)."""
         try:
