@@ -347,6 +347,24 @@ SETTINGS: tuple[Setting, ...] = (
         "in-sync replicas an acks=all write needs before it succeeds",
     ),
     Setting(
+        "replica.lag.time.max.ms",
+        _int(1),
+        "30000",
+        "a follower not caught up for this long leaves the ISR",
+    ),
+    Setting(
+        "replica.fetch.wait.max.ms",
+        _int(0),
+        "500",
+        "how long a follower's fetch waits at the leader for new data",
+    ),
+    Setting(
+        "unclean.leader.election.enable",
+        _BOOL,
+        "false",
+        "let a replica outside the ISR become leader (may lose acknowledged data)",
+    ),
+    Setting(
         "socket.request.max.bytes",
         _int(1, _INT32_MAX),
         "104857600",
@@ -414,6 +432,9 @@ class BrokerConfig:
     delete_topic_enable: bool
     broker_rack: str | None
     min_insync_replicas: int
+    replica_lag_time_max_ms: int
+    replica_fetch_wait_max_ms: int
+    unclean_leader_election_enable: bool
     socket_request_max_bytes: int
     connections_max_idle_ms: int
     max_inflight_requests_per_connection: int

@@ -1,0 +1,1 @@
+"""Replication: leader-side ISR and high-watermark tracking, follower fetching (DESIGN.md §5)."""
