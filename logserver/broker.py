@@ -23,6 +23,7 @@ from logserver.log import PartitionLog
 from logserver.log_manager import LogManager
 from logserver.network.connection import HandlerResult
 from logserver.network.server import NetworkServer
+from logserver.replication.replica_manager import ReplicaManager
 
 __all__ = ["Broker"]
 
@@ -43,6 +44,7 @@ class Broker:
         self.coordinator = coordinator
         self.logs = LogManager(config.log_dirs, config.log_config(), clock_ms=clock_ms)
         self.notifier = AppendNotifier()
+        self.replicas = ReplicaManager(config.broker_id, self.notifier)
         self.topics: dict[str, TopicAssignment] = {}
         self.partition_states: dict[tuple[str, int], PartitionState] = {}
         self.brokers: list[BrokerInfo] = []
@@ -72,6 +74,9 @@ class Broker:
         await loop.run_in_executor(
             self.executor, self.logs.load, {name: t.config for name, t in topics.items()}
         )
+        # Roles first, so the first request finds every partition served.
+        for name in set(topics) | self.logs.topics():
+            await self.sync_topic(name)
         for endpoint in self.config.listeners:
             self.bound.append(await self.network.listen(endpoint.host, endpoint.port))
         advertised = self.config.advertised_listeners[0]
@@ -81,8 +86,6 @@ class Broker:
         )
         self.brokers = await self.coordinator.live_brokers()
         self.coordinator.add_topic_listener(self._on_topic_change)
-        for name in set(topics) | self.logs.topics():
-            await self.sync_topic(name)
         self._spawn(self._retention_loop(), "retention")
         self._spawn(self._flush_loop(), "flusher")
         log.info(
@@ -149,6 +152,7 @@ class Broker:
                 self.topics.pop(name, None)
                 for tp in [tp for tp in self.partition_states if tp[0] == name]:
                     del self.partition_states[tp]
+                    self.replicas.remove(tp)
                 if name in self.logs.topics():
                     await loop.run_in_executor(self.executor, self.logs.delete_topic, name)
                 self.notifier.notify_topic(name)
@@ -157,22 +161,49 @@ class Broker:
                 state = await self.coordinator.partition_state(name, partition)
                 if state is not None:
                     self.partition_states[(name, partition)] = state
-                if self.broker_id in replicas and self.logs.get(name, partition) is None:
-                    await loop.run_in_executor(
+                if self.broker_id not in replicas:
+                    continue
+                partition_log = self.logs.get(name, partition)
+                if partition_log is None:
+                    partition_log = await loop.run_in_executor(
                         self.executor, self.logs.create, name, partition, assignment.config
                     )
+                if state is not None:
+                    self._take_role((name, partition), partition_log, replicas, state)
             previous = self.topics.get(name)
             self.topics[name] = assignment
             if previous is not None and previous.config != assignment.config:
                 self.logs.update_topic_config(name, assignment.config)
 
-    def leader_epoch(self, topic: str, partition: int) -> int:
-        state = self.partition_states.get((topic, partition))
-        return 0 if state is None else state.leader_epoch
+    def _take_role(
+        self,
+        tp: tuple[str, int],
+        partition_log: PartitionLog,
+        replicas: tuple[int, ...],
+        state: PartitionState,
+    ) -> None:
+        if state.leader == self.broker_id:
+            self.replicas.become_leader(
+                tp, partition_log, replicas=replicas, isr=state.isr, leader_epoch=state.leader_epoch
+            )
+        elif state.leader >= 0:
+            self.replicas.become_follower(
+                tp, leader_id=state.leader, leader_epoch=state.leader_epoch
+            )
+        else:
+            self.replicas.remove(tp)  # offline: nobody serves it
 
-    def high_watermark(self, partition_log: PartitionLog) -> int:
-        """The end of what consumers may read: the whole log while the ISR is this broker."""
-        return partition_log.log_end_offset
+    def leader_epoch(self, topic: str, partition: int) -> int:
+        return self.replicas.leader_epochs.get((topic, partition), 0)
+
+    def high_watermark(self, tp: tuple[str, int], partition_log: PartitionLog) -> int:
+        """The end of what consumers may read: what every in-sync replica has."""
+        return self.replicas.high_watermark(tp, partition_log)
+
+    def min_insync_replicas(self, topic: str) -> int:
+        assignment = self.topics.get(topic)
+        override = assignment.config.get("min.insync.replicas") if assignment else None
+        return int(override) if override else self.config.min_insync_replicas
 
 
 def _report_failure(task: asyncio.Task[None]) -> None:

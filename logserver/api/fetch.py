@@ -36,20 +36,26 @@ def handle_fetch(broker: Broker, body: dict[str, Any], tail: memoryview) -> Any:
     max_wait_ms = min(int_field(body, "max_wait_ms", 500), _MAX_WAIT_CAP_MS)
     min_bytes = int_field(body, "min_bytes", 1)
     max_bytes = int_field(body, "max_bytes", 50 * 1024 * 1024)
+    replica_id = int_field(body, "replica_id", -1)
     wanted: Wanted = []
     for topic, partitions in list_field(body, "topics"):
         for partition, offset, partition_max in partitions:
             if type(offset) is not int or type(partition_max) is not int or partition_max < 0:
                 raise InvalidRequestError(f"{topic}-{partition}: bad offset or max bytes")
             wanted.append((topic, partition, offset, partition_max))
-    total, rows, slices, failed = _collect(broker, wanted, max_bytes)
+    total, rows, slices, failed = _collect(broker, wanted, max_bytes, replica_id)
     if total >= min_bytes or max_wait_ms <= 0 or failed:
         return _response(rows, slices)
-    return _long_poll(broker, wanted, max_bytes, min_bytes, max_wait_ms)
+    return _long_poll(broker, wanted, max_bytes, min_bytes, max_wait_ms, replica_id)
 
 
 async def _long_poll(
-    broker: Broker, wanted: Wanted, max_bytes: int, min_bytes: int, max_wait_ms: int
+    broker: Broker,
+    wanted: Wanted,
+    max_bytes: int,
+    min_bytes: int,
+    max_wait_ms: int,
+    replica_id: int,
 ) -> Response:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max_wait_ms / 1000
@@ -64,14 +70,15 @@ async def _long_poll(
                 pass
             finally:
                 broker.notifier.unregister(woken, tps)
-        total, rows, slices, failed = _collect(broker, wanted, max_bytes)
+        total, rows, slices, failed = _collect(broker, wanted, max_bytes, replica_id)
         if total >= min_bytes or failed or loop.time() >= deadline:
             return _response(rows, slices)
 
 
 def _collect(
-    broker: Broker, wanted: Wanted, max_bytes: int
+    broker: Broker, wanted: Wanted, max_bytes: int, replica_id: int = -1
 ) -> tuple[int, list[list[Any]], list[FileSlice], bool]:
+    """Read every partition asked; a follower (``replica_id`` >= 0) reads up to the log end."""
     total = 0
     failed = False
     rows: list[list[Any]] = []  # [topic, partitions] in request order, like the tail
@@ -86,17 +93,26 @@ def _collect(
             out.append([partition, _UNKNOWN, -1, -1, 0, f"{topic}-{partition} is not here"])
             failed = True
             continue
-        high_watermark = broker.high_watermark(partition_log)
+        tp = (topic, partition)
         start = partition_log.log_start_offset
         budget = min(partition_max, max_bytes - total)
         try:
+            if replica_id >= 0:
+                # A follower's fetch offset is its log end: the leader learns its progress.
+                broker.replicas.on_follower_fetch(tp, replica_id, offset)
+                limit = None
+            else:
+                broker.replicas.require_leader(tp)
+                limit = broker.high_watermark(tp, partition_log)
+            high_watermark = broker.high_watermark(tp, partition_log)
             piece = (
-                partition_log.read(offset, budget, max_offset=high_watermark)
+                partition_log.read(offset, budget, max_offset=limit)
                 if budget > 0 or not total
                 else None
             )
         except LogServerError as exc:
-            out.append([partition, exc.code, high_watermark, start, 0, exc.message])
+            hw = broker.high_watermark(tp, partition_log)
+            out.append([partition, exc.code, hw, start, 0, exc.message])
             failed = True
             continue
         size = 0 if piece is None else piece.size

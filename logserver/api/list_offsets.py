@@ -36,14 +36,18 @@ def handle_list_offsets(broker: Broker, body: dict[str, Any], tail: memoryview) 
             if timestamp == EARLIEST:
                 out.append([partition, 0, -1, partition_log.log_start_offset])
             elif timestamp == LATEST:
-                out.append([partition, 0, -1, broker.high_watermark(partition_log)])
+                out.append(
+                    [partition, 0, -1, broker.high_watermark((topic, partition), partition_log)]
+                )
             else:
                 try:
                     found = partition_log.offset_for_timestamp(timestamp)
                 except LogServerError as exc:
                     out.append([partition, exc.code, -1, -1])
                     continue
-                if found is None or found.offset >= broker.high_watermark(partition_log):
+                if found is None or found.offset >= broker.high_watermark(
+                    (topic, partition), partition_log
+                ):
                     out.append([partition, 0, -1, -1])
                 else:
                     out.append([partition, 0, found.timestamp, found.offset])

@@ -18,12 +18,15 @@ from client.errors import (
     InvalidRequestError,
     InvalidRequiredAcksError,
     LogServerError,
+    NotEnoughReplicasError,
+    RequestTimedOutError,
     StorageError,
     UnknownTopicOrPartitionError,
 )
 from client.protocol import NO_RESPONSE
 from logserver.log import PartitionLog
 from logserver.network.response import Response
+from logserver.replication.leader_state import LeaderState
 
 if TYPE_CHECKING:
     from logserver.broker import Broker
@@ -46,7 +49,10 @@ def handle_produce(broker: Broker, body: dict[str, Any], tail: memoryview) -> An
         raise
     results: list[list[Any]] = []
     to_flush: list[PartitionLog] = []
+    # acks=all: (result row, leader state, offset the high watermark must reach)
+    to_replicate: list[tuple[list[Any], LeaderState, int]] = []
     logs = broker.logs
+    replicas = broker.replicas
     notify = broker.notifier.notify
     bad_acks = acks not in (0, 1, -1)
     for topic, partitions in plan:
@@ -59,20 +65,30 @@ def handle_produce(broker: Broker, body: dict[str, Any], tail: memoryview) -> An
             if partition_log is None:
                 out.append([partition, _UNKNOWN, -1, -1, f"{topic}-{partition} is not here"])
                 continue
+            tp = (topic, partition)
             try:
-                info = partition_log.append(
-                    chunk, leader_epoch=broker.leader_epoch(topic, partition)
-                )
+                leader = replicas.require_leader(tp)
+                if acks == -1 and len(leader.isr) < broker.min_insync_replicas(topic):
+                    raise NotEnoughReplicasError(
+                        f"{topic}-{partition}: {len(leader.isr)} in-sync replica(s), "
+                        f"min.insync.replicas is {broker.min_insync_replicas(topic)}"
+                    )
+                info = partition_log.append(chunk, leader_epoch=broker.leader_epoch(*tp))
             except LogServerError as exc:
                 out.append([partition, exc.code, -1, partition_log.log_start_offset, exc.message])
                 continue
-            notify((topic, partition))
+            notify(tp)
+            replicas.after_append(tp)
             if partition_log.config.flush_messages is not None:
                 to_flush.append(partition_log)
-            out.append([partition, 0, info.first_offset, partition_log.log_start_offset, None])
+            row = [partition, 0, info.first_offset, partition_log.log_start_offset, None]
+            out.append(row)
+            if acks == -1 and leader.high_watermark <= info.last_offset:
+                to_replicate.append((row, leader, info.last_offset + 1))
         results.append([topic, out])
-    if to_flush:
-        return _flush_then_answer(broker, to_flush, results, acks)
+    if to_flush or to_replicate:
+        timeout_ms = body.get("timeout_ms", 30_000)
+        return _complete_then_answer(broker, to_flush, to_replicate, results, acks, timeout_ms)
     if acks == 0:
         return NO_RESPONSE
     return Response({"topics": results})
@@ -102,11 +118,35 @@ def _split_tail(
     return plan
 
 
-async def _flush_then_answer(
-    broker: Broker, logs: list[PartitionLog], results: list[list[Any]], acks: int
+async def _complete_then_answer(
+    broker: Broker,
+    logs: list[PartitionLog],
+    to_replicate: list[tuple[list[Any], LeaderState, int]],
+    results: list[list[Any]],
+    acks: int,
+    timeout_ms: Any,
 ) -> Response | None:
-    """``flush.messages`` reached: fsync (off the loop) before acknowledging, as Kafka does."""
+    """Answer once the fsyncs ``flush.messages`` asks for are done and, for acks=all,
+    once every in-sync replica has the data (the high watermark passed it)."""
     loop = asyncio.get_running_loop()
+    if to_replicate:
+        wait_s = (timeout_ms if type(timeout_ms) is int and timeout_ms >= 0 else 30_000) / 1000
+        waits = [leader.wait_for(offset) for _, leader, offset in to_replicate]
+        await asyncio.wait(waits, timeout=wait_s)
+        for (row, _, offset), wait in zip(to_replicate, waits, strict=True):
+            if not wait.done():
+                wait.cancel()
+                row[1], row[4] = (
+                    RequestTimedOutError.code,
+                    (
+                        f"not replicated to every in-sync replica within {timeout_ms} ms "
+                        f"(offset {offset - 1})"
+                    ),
+                )
+            elif wait.exception() is not None:
+                error = wait.exception()
+                row[1] = getattr(error, "code", -1)
+                row[4] = getattr(error, "message", str(error))
     failures: dict[str, str] = {}
     for partition_log in logs:
         try:

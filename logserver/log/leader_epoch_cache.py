@@ -137,9 +137,8 @@ class LeaderEpochCache:
         with self._lock:
             entries = self._entries
             i = bisect_right([e.start_offset for e in entries], start_offset) - 1
-            if i <= 0:
+            if i < 0 or (i == 0 and entries[0].start_offset == start_offset):
                 return
             first = entries[i]
-            self._entries = [EpochEntry(first.epoch, max(first.start_offset, start_offset))]
-            self._entries += entries[i + 1 :]
+            self._entries = [EpochEntry(first.epoch, start_offset), *entries[i + 1 :]]
             self._save()

@@ -46,9 +46,7 @@ class LeaderState:
         self.replicas = tuple(replicas)
         self.isr: frozenset[int] = frozenset(isr) | {leader_id}
         self._leader_end = leader_end
-        self.followers = {
-            r: FollowerState(0, now_ms, 0) for r in self.replicas if r != leader_id
-        }
+        self.followers = {r: FollowerState(0, now_ms, 0) for r in self.replicas if r != leader_id}
         self.high_watermark = min(high_watermark, leader_end())
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
