@@ -1,0 +1,295 @@
+"""The ``Coordinator`` contract: test bodies every implementation must pass.
+
+A test module includes it by subclassing ``CoordinatorContract`` (pytest
+collects the inherited tests) and defining the fixture ``open_coordinator``:
+``await open_coordinator(register=True, start=True)`` returns a coordinator
+for broker 1 (registered unless ``register=False``, not started if
+``start=False``); every one it opens on the same test's store (a data dir, a
+ZooKeeper chroot) sees the same topics, and all are closed at teardown.
+
+Listener notifications may arrive after the change returned (a ZooKeeper
+watch fires later), so the tests wait for them with ``eventually``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import pytest
+
+from client.errors import (
+    InvalidConfigurationError,
+    InvalidPartitionsError,
+    InvalidReplicationFactorError,
+    InvalidRequestError,
+    InvalidTopicError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+)
+from coordination import BrokerInfo, Coordinator, PartitionState, TopicAssignment
+
+__all__ = ["BROKER", "CoordinatorContract", "eventually", "quietly"]
+
+BROKER = BrokerInfo(broker_id=1, host="localhost", port=9092)
+
+
+async def eventually(
+    condition: Callable[[], object], *, timeout_s: float = 5.0, what: str = "condition"
+) -> None:
+    """Wait until ``condition()`` is true; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not true within {timeout_s} s")
+        await asyncio.sleep(0.01)
+
+
+async def quietly(seconds: float = 0.3) -> None:
+    """Give late notifications time to arrive before asserting that none did."""
+    await asyncio.sleep(seconds)
+
+
+class CoordinatorContract:
+    """What the broker may rely on, whichever coordinator it runs on."""
+
+    async def test_it_is_a_coordinator(self, coord):
+        assert isinstance(coord, Coordinator)
+        assert coord.mode in ("standalone", "zookeeper")
+
+    async def test_the_registered_broker_is_live(self, open_coordinator):
+        coord = await open_coordinator(register=False)
+        assert await coord.live_brokers() == []
+
+        await coord.register_broker(BROKER)
+
+        assert await coord.live_brokers() == [BROKER]
+
+    async def test_registering_again_updates_the_endpoint_but_a_second_id_is_refused(self, coord):
+        moved = BrokerInfo(1, "10.0.0.5", 9093, rack="r1")
+
+        await coord.register_broker(moved)
+        with pytest.raises(ValueError, match="cannot register broker 2"):
+            await coord.register_broker(BrokerInfo(2, "localhost", 9094))
+
+        assert await coord.live_brokers() == [moved]
+
+    async def test_calls_before_start_or_after_close_are_refused(self, open_coordinator):
+        coord = await open_coordinator(start=False)
+        with pytest.raises(RuntimeError, match="not started"):
+            await coord.topics()
+
+        await coord.start()
+        with pytest.raises(RuntimeError, match="twice"):
+            await coord.start()
+        await coord.close()
+        await coord.close()  # idempotent
+
+        with pytest.raises(RuntimeError):
+            await coord.create_topic("orders", 1, 1)
+
+    # -- create, describe, delete -------------------------------------------------------
+
+    async def test_create_assigns_the_broker_and_sets_the_initial_state(self, coord):
+        created = await coord.create_topic("orders", 3, 1, {"retention.ms": "1000"})
+
+        assert created == TopicAssignment(
+            "orders", {0: (1,), 1: (1,), 2: (1,)}, {"retention.ms": "1000"}
+        )
+        for p in range(3):
+            assert await coord.partition_state("orders", p) == PartitionState(1, 0, (1,))
+        assert await coord.partition_state("orders", 3) is None
+        assert await coord.partition_state("missing", 0) is None
+
+    async def test_topics_lists_every_topic_by_name_and_topic_describes_one(self, coord):
+        await coord.create_topic("b", 1, 1)
+        await coord.create_topic("a", 2, 1, {"cleanup.policy": "delete"})
+
+        topics = await coord.topics()
+
+        assert list(topics) == ["a", "b"]
+        assert topics["a"] == await coord.topic("a")
+        assert topics["a"].config == {"cleanup.policy": "delete"}
+        assert await coord.topic("c") is None
+        assert await coord.topic("a/b") is None
+
+    async def test_what_the_caller_gets_is_a_copy(self, coord):
+        created = await coord.create_topic("orders", 1, 1, {"retention.ms": "1"})
+        created.config["retention.ms"] = "2"
+        created.replicas[5] = (9,)
+
+        assert await coord.topic("orders") == TopicAssignment(
+            "orders", {0: (1,)}, {"retention.ms": "1"}
+        )
+
+    async def test_delete_removes_the_topic_and_its_state(self, coord):
+        await coord.create_topic("orders", 2, 1)
+        await coord.create_topic("keep", 1, 1)
+
+        await coord.delete_topic("orders")
+
+        assert await coord.topic("orders") is None
+        assert await coord.partition_state("orders", 0) is None
+        assert list(await coord.topics()) == ["keep"]
+
+    async def test_a_deleted_topic_can_be_created_again(self, coord):
+        await coord.create_topic("orders", 2, 1, {"retention.ms": "1"})
+        await coord.delete_topic("orders")
+
+        again = await coord.create_topic("orders", 1, 1)
+
+        assert again == TopicAssignment("orders", {0: (1,)}, {})
+        assert await coord.topic("orders") == again
+
+    async def test_deleting_a_missing_topic_is_refused_naming_it(self, coord):
+        with pytest.raises(UnknownTopicOrPartitionError, match="'ghost'"):
+            await coord.delete_topic("ghost")
+
+    # -- bad input ----------------------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        ("args", "error", "match"),
+        [
+            (("a/b", 1, 1), InvalidTopicError, "'a/b'"),
+            (("..", 1, 1), InvalidTopicError, r"'\.\.'"),
+            (("x" * 250, 1, 1), InvalidTopicError, "250 characters"),
+            ((7, 1, 1), InvalidTopicError, "int"),
+            (("orders", 0, 1), InvalidPartitionsError, "at least 1, not 0"),
+            (("orders", True, 1), InvalidPartitionsError, "not True"),
+            (("orders", 1, 0), InvalidReplicationFactorError, "at least 1, not 0"),
+            (
+                ("orders", 1, 2),
+                InvalidReplicationFactorError,
+                "factor 2 is larger than the 1 available",
+            ),
+            (("orders", 1, 1, {"retention.ms": 1000}), InvalidConfigurationError, "retention.ms"),
+        ],
+    )
+    async def test_bad_input_is_refused_and_nothing_is_stored(self, coord, args, error, match):
+        with pytest.raises(error, match=match):
+            await coord.create_topic(*args)
+
+        assert await coord.topics() == {}
+
+    async def test_replication_is_refused_before_any_broker_registered(self, open_coordinator):
+        coord = await open_coordinator(register=False)
+
+        with pytest.raises(InvalidReplicationFactorError, match="1 is larger than the 0 available"):
+            await coord.create_topic("orders", 1, 1)
+
+    async def test_an_existing_topic_is_refused_and_left_as_it_was(self, coord):
+        await coord.create_topic("orders", 2, 1, {"retention.ms": "1"})
+
+        with pytest.raises(TopicAlreadyExistsError, match="'orders'"):
+            await coord.create_topic("orders", 5, 1)
+
+        assert (await coord.topic("orders")).partition_count == 2
+
+    # -- config overrides ---------------------------------------------------------------
+
+    async def test_alter_sets_and_deletes_overrides_and_returns_them(self, coord):
+        await coord.create_topic("orders", 1, 1, {"retention.ms": "1", "segment.bytes": "4096"})
+
+        new = await coord.alter_topic_config(
+            "orders",
+            {"retention.ms": "2", "cleanup.policy": "delete"},
+            delete=["segment.bytes", "x"],
+        )
+
+        assert new == {"retention.ms": "2", "cleanup.policy": "delete"}
+        assert (await coord.topic("orders")).config == new
+
+    async def test_alter_stores_values_without_judging_them(self, coord):
+        await coord.create_topic("orders", 1, 1)
+
+        assert await coord.alter_topic_config("orders", {"no.such.key": "banana"}) == {
+            "no.such.key": "banana"
+        }
+
+    async def test_alter_refuses_an_unknown_topic_and_a_key_both_set_and_deleted(self, coord):
+        await coord.create_topic("orders", 1, 1, {"retention.ms": "1"})
+
+        with pytest.raises(UnknownTopicOrPartitionError, match="'ghost'"):
+            await coord.alter_topic_config("ghost", {"retention.ms": "2"})
+        with pytest.raises(InvalidRequestError, match=r"retention\.ms"):
+            await coord.alter_topic_config("orders", {"retention.ms": "2"}, delete=["retention.ms"])
+        with pytest.raises(InvalidConfigurationError):
+            await coord.alter_topic_config("orders", {"retention.ms": None})
+
+        assert (await coord.topic("orders")).config == {"retention.ms": "1"}
+
+    # -- listeners ----------------------------------------------------------------------
+
+    async def test_listeners_hear_each_successful_change_once(self, coord):
+        heard: list[str] = []
+        coord.add_topic_listener(heard.append)
+
+        await coord.create_topic("orders", 1, 1)
+        await eventually(lambda: heard == ["orders"], what="heard the create")
+        await coord.alter_topic_config("orders", {"retention.ms": "5"})
+        await eventually(lambda: len(heard) == 2, what="heard the alter")
+        await coord.alter_topic_config("orders", {"retention.ms": "5"})  # no change
+        await coord.delete_topic("orders")
+        await eventually(lambda: len(heard) == 3, what="heard the delete")
+        refused = (InvalidTopicError, InvalidReplicationFactorError, UnknownTopicOrPartitionError)
+        for failing in (
+            coord.create_topic("bad/name", 1, 1),
+            coord.create_topic("other", 1, 3),
+            coord.delete_topic("orders"),
+            coord.alter_topic_config("orders", {}),
+        ):
+            with pytest.raises(refused):
+                await failing
+        await quietly()
+
+        assert heard == ["orders", "orders", "orders"]
+
+    async def test_a_failing_listener_is_logged_and_does_not_undo_the_change(self, coord, caplog):
+        heard: list[str] = []
+
+        def broken(topic: str) -> None:
+            raise RuntimeError("listener bug")
+
+        coord.add_topic_listener(broken)
+        coord.add_topic_listener(heard.append)
+
+        with caplog.at_level(logging.ERROR, logger="coordination"):
+            await coord.create_topic("orders", 1, 1)
+            await eventually(lambda: heard == ["orders"], what="the second listener heard")
+
+        assert await coord.topic("orders") is not None
+        assert "listener bug" in caplog.text
+
+    # -- durability and concurrency -----------------------------------------------------
+
+    async def test_state_survives_a_new_instance_and_registration_does_not(self, open_coordinator):
+        first = await open_coordinator()
+        await first.create_topic("orders", 3, 1, {"retention.ms": "1000"})
+        await first.create_topic("gone", 1, 1)
+        await first.create_topic("x" * 249, 1, 1)
+        await first.alter_topic_config("orders", {"segment.bytes": "4096"}, delete=["retention.ms"])
+        await first.delete_topic("gone")
+        before = await first.topics()
+        await first.close()
+
+        second = await open_coordinator(register=False)
+
+        assert await second.topics() == before
+        assert await second.topic("orders") == TopicAssignment(
+            "orders", {0: (1,), 1: (1,), 2: (1,)}, {"segment.bytes": "4096"}
+        )
+        assert await second.partition_state("orders", 2) == PartitionState(1, 0, (1,))
+        assert await second.live_brokers() == []  # ephemeral: it went with the first
+
+    async def test_concurrent_creates_of_one_name_yield_one_topic(self, coord):
+        names = [f"t{i}" for i in range(10)] + ["same"] * 5
+
+        results = await asyncio.gather(
+            *(coord.create_topic(name, 2, 1) for name in names), return_exceptions=True
+        )
+
+        assert sum(isinstance(r, TopicAlreadyExistsError) for r in results) == 4
+        assert sum(isinstance(r, TopicAssignment) for r in results) == 11
+        assert len(await coord.topics()) == 11

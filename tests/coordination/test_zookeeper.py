@@ -1,0 +1,406 @@
+"""The ZooKeeper coordinator against a real ZooKeeper (Debian's package, see conftest).
+
+First the shared contract, run over both coordinators so they cannot drift
+apart; then what only ZooKeeper has: the znode layout, chroots, ephemeral
+registration and session expiry, the controller election, conditional
+partition-state updates, watches fed by other brokers, corrupt znodes, and an
+unreachable server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+
+from client.errors import (
+    InvalidRequestError,
+    StaleControllerEpochError,
+    StorageError,
+    UnknownTopicOrPartitionError,
+)
+from coordination import BrokerInfo, EmbeddedCoordinator, PartitionState
+from coordination.kazoo_bridge import split_connect
+from coordination.zookeeper import (
+    BrokerIdInUseError,
+    PartitionStateConflictError,
+    SessionState,
+    ZooKeeperCoordinator,
+    ZooKeeperUnavailableError,
+)
+from tests.coordination.contract import BROKER, CoordinatorContract, eventually, quietly
+from tests.support import zookeeper_process
+from tests.support.zookeeper_process import ZooKeeperNotInstalledError, ZooKeeperProcess
+
+
+def broker(broker_id: int) -> BrokerInfo:
+    return BrokerInfo(broker_id, "localhost", 9090 + broker_id)
+
+
+@pytest.fixture
+async def open_zk(zk_connect: str) -> AsyncIterator:
+    """``await open_zk(broker_id=1, register=True, connect=zk_connect, **kwargs)``.
+
+    A started ZooKeeperCoordinator; every one opened is closed at teardown.
+    """
+    opened: list[ZooKeeperCoordinator] = []
+
+    async def factory(
+        broker_id: int = 1, *, register: bool = True, connect: str | None = None, **kwargs
+    ) -> ZooKeeperCoordinator:
+        coordinator = ZooKeeperCoordinator(connect or zk_connect, broker_id=broker_id, **kwargs)
+        opened.append(coordinator)
+        await coordinator.start()
+        if register:
+            await coordinator.register_broker(broker(broker_id))
+        return coordinator
+
+    yield factory
+    for coordinator in opened:
+        await coordinator.close()
+
+
+# -- the contract, over both coordinators ----------------------------------------------------
+
+
+@pytest.fixture(params=["standalone", "zookeeper"])
+async def open_coordinator(request, tmp_path: Path) -> AsyncIterator:
+    connect = request.getfixturevalue("zk_connect") if request.param == "zookeeper" else ""
+    opened: list = []
+
+    async def factory(*, register: bool = True, start: bool = True):
+        if request.param == "standalone":
+            coordinator = EmbeddedCoordinator(tmp_path)
+        else:
+            coordinator = ZooKeeperCoordinator(connect, broker_id=1)
+        opened.append(coordinator)
+        if start:
+            await coordinator.start()
+            if register:
+                await coordinator.register_broker(BROKER)
+        return coordinator
+
+    yield factory
+    for coordinator in opened:
+        await coordinator.close()
+
+
+@pytest.fixture
+async def coord(open_coordinator):
+    return await open_coordinator()
+
+
+class TestCoordinatorContract(CoordinatorContract):
+    pass
+
+
+# -- layout and chroot -----------------------------------------------------------------------
+
+
+async def test_the_znodes_hold_kafkas_json(open_zk, zk_connect, raw_zk: KazooClient):
+    coord = await open_zk(1)
+    assert coord.mode == "zookeeper"
+    root = split_connect(zk_connect)[1]
+    await coord.create_topic("orders", 2, 1, {"retention.ms": "1"})
+
+    def read(path: str):
+        return json.loads(raw_zk.get(root + path)[0])
+
+    assert read("/brokers/ids/1") == {"version": 1, "host": "localhost", "port": 9091, "rack": None}
+    assert raw_zk.exists(root + "/brokers/ids/1").ephemeralOwner == coord.session_id
+    assert read("/brokers/topics/orders") == {"version": 1, "partitions": {"0": [1], "1": [1]}}
+    assert read("/brokers/topics/orders/partitions/1/state") == {
+        "version": 1,
+        "leader": 1,
+        "leader_epoch": 0,
+        "isr": [1],
+        "controller_epoch": 0,
+    }
+    assert read("/config/topics/orders") == {"version": 1, "config": {"retention.ms": "1"}}
+
+    await coord.delete_topic("orders")
+
+    assert raw_zk.get_children(root + "/brokers/topics") == []
+    assert raw_zk.get_children(root + "/config/topics") == []
+    assert raw_zk.get_children(root + "/admin/delete_topics") == []
+
+
+async def test_chroots_keep_clusters_apart(open_zk, zookeeper, raw_zk):
+    blue = await open_zk(1, connect=f"{zookeeper.address}/clusters/blue")
+    green = await open_zk(1, connect=f"{zookeeper.address}/clusters/green")
+
+    await blue.create_topic("orders", 1, 1)
+    await green.create_topic("payments", 1, 1)
+
+    assert list(await blue.topics()) == ["orders"]
+    assert list(await green.topics()) == ["payments"]
+    assert raw_zk.get_children("/clusters/blue/brokers/ids") == ["1"]
+    assert raw_zk.exists("/brokers") is None  # nothing outside the chroots
+
+
+@pytest.mark.parametrize(
+    ("connect", "expected"),
+    [
+        ("h1:2181,h2:2181/logserver", ("h1:2181,h2:2181", "/logserver")),
+        ("h1:2181/a/b/", ("h1:2181", "/a/b")),
+        ("h1:2181/", ("h1:2181", "")),
+        ("h1:2181", ("h1:2181", "")),
+    ],
+)
+def test_the_chroot_is_split_off_the_connect_string(connect, expected):
+    assert split_connect(connect) == expected
+
+
+@pytest.mark.parametrize("connect", ["/logserver", "h1:2181,,h2:2181", "h1:2181/a//b"])
+def test_a_malformed_connect_string_is_refused(connect):
+    with pytest.raises(ValueError, match="connect string"):
+        split_connect(connect)
+
+
+# -- registration and sessions ---------------------------------------------------------------
+
+
+async def test_registration_goes_with_the_session_and_others_hear_it(open_zk):
+    one = await open_zk(1)
+    heard: list[tuple[int, ...]] = []
+    one.add_broker_listener(heard.append)
+    two = await open_zk(2)
+    await eventually(lambda: heard[-1:] == [(1, 2)], what="broker 2 registered")
+
+    await two.close()
+
+    await eventually(lambda: heard[-1:] == [(1,)], what="broker 2 gone")
+    assert [b.broker_id for b in await one.live_brokers()] == [1]
+
+
+async def test_an_expired_session_is_reported_and_the_broker_registers_again(
+    open_zk, expire_session
+):
+    one = await open_zk(1)
+    watcher = await open_zk(2)
+    states: list[SessionState] = []
+    one.add_session_listener(states.append)
+    old_session = one.session_id
+
+    await expire_session(one)
+
+    await eventually(lambda: states[-1:] == [SessionState.CONNECTED], what="recovered")
+    assert SessionState.LOST in states
+    assert one.session_state is SessionState.CONNECTED
+    assert one.session_id != old_session
+    assert [b.broker_id for b in await watcher.live_brokers()] == [1, 2]
+
+
+async def test_a_broker_id_held_by_another_live_session_is_refused(open_zk, caplog):
+    await open_zk(1)
+    impostor = await open_zk(1, register=False, session_timeout_ms=1000)
+
+    with (
+        caplog.at_level(logging.WARNING, logger="coordination"),
+        pytest.raises(BrokerIdInUseError, match=r"broker\.id 1 is taken"),
+    ):
+        await impostor.register_broker(broker(1))
+
+    assert "waiting up to 1 s" in caplog.text
+
+
+# -- controller election ---------------------------------------------------------------------
+
+
+async def test_one_controller_and_a_takeover_when_its_session_expires(open_zk, expire_session):
+    one, two = await open_zk(1), await open_zk(2)
+    assert await one.controller_id() is None
+    seen_by_two: list[int | None] = []
+    two.add_controller_listener(seen_by_two.append)
+
+    assert await one.elect_controller() is True
+    assert await two.elect_controller() is False
+    assert (one.is_controller, two.is_controller) == (True, False)
+    assert await two.controller_id() == 1
+    first_epoch = one.controller_epoch
+    await eventually(lambda: seen_by_two[-1:] == [1], what="two saw one win")
+
+    await expire_session(one)
+
+    await eventually(lambda: two.is_controller, what="two took over")
+    assert await one.controller_id() == 2
+    assert two.controller_epoch == first_epoch + 1
+    await eventually(lambda: seen_by_two[-1:] == [2], what="two saw itself win")
+    assert not one.is_controller  # it stood again after recovering, and lost
+
+
+async def test_a_stale_controller_cannot_update_partition_state(open_zk, zk_connect, raw_zk):
+    one = await open_zk(1)
+    await one.create_topic("orders", 1, 1)
+    assert await one.elect_controller()
+    before = await one.partition_state_with_version("orders", 0)
+    await one.update_partition_state("orders", 0, PartitionState(1, 1, (1,)), before.version)
+    found = await one.partition_state_with_version("orders", 0)
+    assert (found.controller_epoch, found.version) == (one.controller_epoch, 1)
+    root = split_connect(zk_connect)[1]
+    # Another controller was elected while this one was cut off.
+    raw_zk.set(root + "/controller_epoch", str(one.controller_epoch + 1).encode())
+
+    with pytest.raises(StaleControllerEpochError, match="controller epoch 1 is stale"):
+        await one.update_partition_state("orders", 0, PartitionState(1, 2, (1,)), found.version)
+
+    assert await one.partition_state_with_version("orders", 0) == found
+
+
+async def test_the_next_controller_finishes_an_interrupted_deletion(open_zk, zk_connect, raw_zk):
+    one = await open_zk(1)
+    await one.create_topic("orders", 2, 1)
+    await one.create_topic("keep", 1, 1)
+    root = split_connect(zk_connect)[1]
+    raw_zk.create(root + "/admin/delete_topics/orders")  # a deleter died after marking it
+
+    await one.elect_controller()
+
+    await eventually(lambda: raw_zk.exists(root + "/brokers/topics/orders") is None)
+    assert list(await one.topics()) == ["keep"]
+    assert raw_zk.get_children(root + "/admin/delete_topics") == []
+
+
+# -- partition state -------------------------------------------------------------------------
+
+
+async def test_a_state_update_is_conditional_on_the_version_read(open_zk):
+    one = await open_zk(1)
+    await open_zk(2)
+    await one.create_topic("orders", 1, 2)
+    found = await one.partition_state_with_version("orders", 0)
+    leader = found.state.leader
+    shrunk = PartitionState(leader, 0, (leader,))
+
+    version = await one.update_partition_state("orders", 0, shrunk, found.version)
+
+    assert version == found.version + 1
+    with pytest.raises(PartitionStateConflictError, match="expected version 0, found 1") as info:
+        await one.update_partition_state("orders", 0, found.state, found.version)
+    assert (info.value.expected_version, info.value.actual_version) == (0, 1)
+    now = await one.partition_state_with_version("orders", 0)
+    assert (now.state, now.version, now.controller_epoch) == (shrunk, 1, 0)
+
+
+async def test_a_state_update_refuses_a_missing_partition_and_a_malformed_state(open_zk):
+    one = await open_zk(1)
+    await one.create_topic("orders", 1, 1)
+
+    with pytest.raises(UnknownTopicOrPartitionError, match="orders-5"):
+        await one.update_partition_state("orders", 5, PartitionState(1, 0, (1,)), 0)
+    with pytest.raises(InvalidRequestError, match="leader 2 is not in the isr"):
+        await one.update_partition_state("orders", 0, PartitionState(2, 0, (1,)), 0)
+    assert await one.partition_state("orders", 0) == PartitionState(1, 0, (1,))
+
+
+# -- watches ---------------------------------------------------------------------------------
+
+
+async def test_listeners_hear_another_brokers_changes_on_the_loop(open_zk):
+    listener, actor = await open_zk(1), await open_zk(2)
+    heard: list[tuple[str, bool]] = []
+    loop_thread = threading.get_ident()
+    listener.add_topic_listener(lambda t: heard.append((t, threading.get_ident() == loop_thread)))
+
+    await actor.create_topic("orders", 2, 2)
+    await eventually(lambda: len(heard) == 1, what="heard the create")
+    assert (await listener.topic("orders")).partition_count == 2
+    await actor.alter_topic_config("orders", {"retention.ms": "7"})
+    await eventually(lambda: len(heard) == 2, what="heard the alter")
+    assert (await listener.topic("orders")).config == {"retention.ms": "7"}
+    await actor.delete_topic("orders")
+    await eventually(lambda: len(heard) == 3, what="heard the delete")
+    await quietly()
+
+    assert heard == [("orders", True)] * 3
+    assert await listener.topic("orders") is None
+
+
+# -- corrupt znodes and an unreachable server ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "call", "reason"),
+    [
+        ("/brokers/topics/orders", "topic", "JSONDecodeError"),
+        ("/config/topics/orders", "topics", "config is not a map"),
+        ("/brokers/topics/orders/partitions/0/state", "state", "leader_epoch -1"),
+        ("/brokers/ids/1", "brokers", "not a JSON object"),
+    ],
+)
+async def test_a_corrupt_znode_is_an_error_naming_it(
+    open_zk, zk_connect, raw_zk, path, call, reason
+):
+    coord = await open_zk(1)
+    await coord.create_topic("orders", 1, 1)
+    damage = {
+        "topic": b'{"version": 1, "partitions"',
+        "topics": b'{"version": 1, "config": {"retention.ms": 1}}',
+        "state": b'{"version": 1, "leader": 1, "leader_epoch": -1, "isr": [1],'
+        b' "controller_epoch": 0}',
+        "brokers": b"[1]",
+    }[call]
+    full_path = split_connect(zk_connect)[1] + path
+    raw_zk.set(full_path, damage)
+    read = {
+        "topic": lambda: coord.topic("orders"),
+        "topics": coord.topics,
+        "state": lambda: coord.partition_state("orders", 0),
+        "brokers": coord.live_brokers,
+    }[call]
+
+    with pytest.raises(StorageError, match=reason) as info:
+        await read()
+
+    assert f"zookeeper znode {full_path}: corrupt value" in str(info.value)
+
+
+async def test_no_server_is_a_retriable_error_naming_it():
+    coord = ZooKeeperCoordinator("127.0.0.1:1", broker_id=1, connection_timeout_ms=300)
+
+    with pytest.raises(ZooKeeperUnavailableError, match=r"127\.0\.0\.1:1: connect") as info:
+        await coord.start()
+
+    assert info.value.retriable
+    await coord.close()
+
+
+async def test_a_hung_server_times_requests_out_and_they_work_again_after(
+    open_zk, zookeeper: ZooKeeperProcess
+):
+    coord = await open_zk(1, connection_timeout_ms=500)
+    await coord.create_topic("orders", 1, 1)
+
+    zookeeper.pause()
+    try:
+        with pytest.raises(ZooKeeperUnavailableError, match="list the topics"):
+            await coord.topics()
+    finally:
+        zookeeper.resume()
+
+    assert list(await coord.topics()) == ["orders"]
+
+
+async def test_close_ends_the_session_and_is_idempotent(open_zk):
+    one, two = await open_zk(1), await open_zk(2)
+
+    await one.close()
+    await one.close()
+
+    assert [b.broker_id for b in await two.live_brokers()] == [2]
+    with pytest.raises(RuntimeError, match="not started or already closed"):
+        await one.topics()
+    await asyncio.sleep(0)
+
+
+def test_without_the_zookeeper_package_the_message_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr(zookeeper_process, "ZOOKEEPER_JAR", tmp_path / "zookeeper.jar")
+
+    with pytest.raises(ZooKeeperNotInstalledError, match="apt-get install zookeeper"):
+        ZooKeeperProcess(tmp_path).start()
