@@ -49,6 +49,7 @@ class LeaderEpochCache:
     def __init__(self, directory: Path) -> None:
         self.path = directory / LEADER_EPOCH_FILE
         self._lock = threading.Lock()
+        self._dirty = False  # the file is behind memory: a write failed
         self._entries: list[EpochEntry] = self._load()
 
     def _load(self) -> list[EpochEntry]:
@@ -56,7 +57,7 @@ class LeaderEpochCache:
             data = json.loads(self.path.read_bytes())
         except FileNotFoundError:
             return []
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             log.warning("%s: unreadable (%s); starting an empty epoch cache", self.path, exc)
             return []
         try:
@@ -66,14 +67,22 @@ class LeaderEpochCache:
             for before, after in itertools.pairwise(entries):
                 if after.epoch <= before.epoch or after.start_offset < before.start_offset:
                     raise ValueError(f"entries out of order: {before} then {after}")
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
             log.warning("%s: not a valid epoch cache (%s); starting empty", self.path, exc)
             return []
         return entries
 
     def _save(self) -> None:
         payload = {"version": _VERSION, "entries": [list(e) for e in self._entries]}
+        self._dirty = True
         write_atomically(self.path, json.dumps(payload).encode() + b"\n")
+        self._dirty = False
+
+    def flush(self) -> None:
+        """Write the cache again if a write failed since (the log calls this on close)."""
+        with self._lock:
+            if self._dirty:
+                self._save()
 
     @property
     def entries(self) -> list[EpochEntry]:

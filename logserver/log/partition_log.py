@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 from bisect import bisect_right
 from collections.abc import Callable
@@ -27,8 +28,9 @@ from client.errors import (
     RecordTooLargeError,
     StorageError,
 )
-from client.record import Record, RecordBatch, check_batch
+from client.record import Record, RecordBatch, check_batch, read_header
 from client.record.layout import (
+    HEADER_SIZE,
     LOG_OVERHEAD,
     NO_PARTITION_LEADER_EPOCH,
     STAMP,
@@ -100,6 +102,8 @@ class PartitionLog:
         assert active_next is not None
         self._next_offset = active_next
         self.leader_epochs.truncate_from_end(active_next)  # recovery may have cut the log
+        if recovery_report.validated_from_offset is not None:
+            self._restore_epochs(recovery_report.validated_from_offset)
         self._latest_epoch = self.leader_epochs.latest_epoch
         self._unflushed_messages = 0
         self._last_flush_ms = clock_ms()
@@ -378,6 +382,20 @@ class PartitionLog:
             sum(h.record_count for h in headers),
             total,
         )
+
+    def _restore_epochs(self, start: int) -> None:
+        """Re-learn epochs from the batches after an unclean stop (as Kafka's recovery does):
+        a crash can come between appending a new epoch's first batch and saving the cache."""
+        for segment, end in zip(self._segments, [*self._bases[1:], self._next_offset], strict=True):
+            if end <= start or segment.is_empty:
+                continue
+            position, fd = 0, segment.file.fileno()
+            while position + HEADER_SIZE <= segment.size:  # headers only: recovery checked CRCs
+                header = read_header(os.pread(fd, HEADER_SIZE, position))
+                epoch = header.partition_leader_epoch
+                if epoch >= 0 and epoch > self.leader_epochs.latest_epoch:
+                    self.leader_epochs.assign(epoch, header.base_offset)
+                position += header.batch_length + LOG_OVERHEAD
 
     def _new_epoch(self, epoch: int, start_offset: int) -> None:
         """A leader epoch's first append: record it (rare; the write is fsynced)."""
@@ -741,6 +759,7 @@ class PartitionLog:
                 self._refuse_appends = True
         try:
             self._write_checkpoint()
+            self.leader_epochs.flush()
             with self._lock:
                 for _, segment in self._pending_deletes:
                     segment.delete()
