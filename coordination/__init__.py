@@ -3,18 +3,28 @@
 The broker codes against ``Coordinator`` (``coordination.interface``), a
 protocol shaped after the ZooKeeper layout of DESIGN.md §4. Standalone mode
 uses ``EmbeddedCoordinator``, which keeps the same state in files under the
-data dir; the cluster issue (4) adds the kazoo implementation. kazoo stays
+data dir; cluster mode uses ``coordination.zookeeper.ZooKeeperCoordinator``
+(imported from there, so standalone mode never loads kazoo). kazoo stays
 inside this package.
 """
 
 from coordination.embedded import EmbeddedCoordinator
-from coordination.interface import Coordinator
-from coordination.model import BrokerInfo, PartitionState, TopicAssignment
+from coordination.interface import Coordinator, PartitionStateConflictError
+from coordination.model import (
+    BrokerInfo,
+    PartitionState,
+    SessionState,
+    TopicAssignment,
+    VersionedPartitionState,
+)
 
 __all__ = [
     "BrokerInfo",
     "Coordinator",
     "EmbeddedCoordinator",
     "PartitionState",
+    "PartitionStateConflictError",
+    "SessionState",
     "TopicAssignment",
+    "VersionedPartitionState",
 ]

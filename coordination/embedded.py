@@ -20,6 +20,12 @@ the topic's partition logs as strays. Files that are not ours are logged and
 left alone. Broker registration is not stored: like an ephemeral znode it
 lives as long as this object.
 
+The registered broker is the controller, at controller epoch 1, from the
+moment it registers (controller and broker listeners hear of it then); the
+session is always ``CONNECTED``. A partition state's version counts its
+updates since ``start`` (it is not stored: like a znode version it only
+matters to a reader that read it from this same object).
+
 Changes are serialised by one ``asyncio.Lock`` and their file I/O runs in a
 worker thread. A thread cannot be stopped, so a change runs to the end even if
 its caller is cancelled; otherwise the lock would be released mid-write and
@@ -47,15 +53,27 @@ from client.errors import (
 )
 from client.topics import validate_topic_name
 from coordination.interface import (
+    BrokerListener,
+    ControllerListener,
+    PartitionListener,
+    PartitionStateConflictError,
+    SessionListener,
     TopicListener,
     altered_config,
     assign_replicas,
+    check_partition_state,
     config_overrides,
 )
-from coordination.model import BrokerInfo, PartitionState, TopicAssignment
+from coordination.model import (
+    BrokerInfo,
+    PartitionState,
+    SessionState,
+    TopicAssignment,
+    VersionedPartitionState,
+)
 from logserver.log.files import TMP_SUFFIX, fsync_directory
 
-__all__ = ["COORDINATOR_DIR", "EmbeddedCoordinator"]
+__all__ = ["CONTROLLER_EPOCH", "COORDINATOR_DIR", "EmbeddedCoordinator"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +83,8 @@ COORDINATOR_DIR = "__coordinator"
 _TOPICS_DIR = "topics"
 _TOPIC_SUFFIX = ".json"
 _VERSION = 1
+CONTROLLER_EPOCH = 1
+"""The controller epoch of standalone mode: there is one controller, never superseded."""
 
 _T = TypeVar("_T")
 
@@ -91,6 +111,12 @@ class EmbeddedCoordinator:
         self._topics: dict[str, _Topic] = {}
         self._broker: BrokerInfo | None = None
         self._listeners: list[TopicListener] = []
+        self._partition_listeners: list[PartitionListener] = []
+        self._broker_listeners: list[BrokerListener] = []
+        self._controller_listeners: list[ControllerListener] = []
+        self._session_listeners: list[SessionListener] = []
+        self._versions: dict[tuple[str, int], int] = {}  # state updates since start
+        self._elected = False
         self._lock = asyncio.Lock()
         self._changes: set[asyncio.Task[Any]] = set()
         self._status = "new"
@@ -112,6 +138,17 @@ class EmbeddedCoordinator:
             await asyncio.wait(set(self._changes))
         self._broker = None
 
+    @property
+    def session_state(self) -> SessionState:
+        return {
+            "new": SessionState.CONNECTING,
+            "started": SessionState.CONNECTED,
+        }.get(self._status, SessionState.CLOSED)
+
+    def add_session_listener(self, callback: SessionListener) -> None:
+        """Kept, never called: the session of standalone mode never changes."""
+        self._session_listeners.append(callback)
+
     # -- brokers and controller -------------------------------------------------------------
 
     async def register_broker(self, info: BrokerInfo) -> None:
@@ -125,7 +162,11 @@ class EmbeddedCoordinator:
                 f"standalone mode serves one broker: broker {self._broker.broker_id} is "
                 f"registered, cannot register broker {info.broker_id}"
             )
+        first = self._broker is None
         self._broker = info
+        if first:
+            self._notify_all(self._broker_listeners, (info.broker_id,), "broker")
+            self._notify_all(self._controller_listeners, info.broker_id, "controller")
         elsewhere = sorted(
             name
             for name, topic in self._topics.items()
@@ -147,6 +188,34 @@ class EmbeddedCoordinator:
     async def controller_id(self) -> int | None:
         self._check_started()
         return self._broker.broker_id if self._broker is not None else None
+
+    async def elect_controller(self) -> bool:
+        """True once the broker registered: it is the controller (epoch 1) for as long.
+
+        Like a won election, the first successful call tells the controller listeners.
+        """
+        self._check_started()
+        if self.is_controller and not self._elected:
+            self._elected = True
+            assert self._broker is not None
+            self._notify_all(self._controller_listeners, self._broker.broker_id, "controller")
+        return self.is_controller
+
+    @property
+    def is_controller(self) -> bool:
+        return self._status == "started" and self._broker is not None
+
+    @property
+    def controller_epoch(self) -> int | None:
+        return CONTROLLER_EPOCH if self.is_controller else None
+
+    def add_controller_listener(self, callback: ControllerListener) -> None:
+        """``callback(broker_id)`` when the broker registers (it becomes the controller)."""
+        self._controller_listeners.append(callback)
+
+    def add_broker_listener(self, callback: BrokerListener) -> None:
+        """``callback((broker_id,))`` when the broker registers."""
+        self._broker_listeners.append(callback)
 
     # -- topics -----------------------------------------------------------------------------
 
@@ -186,8 +255,41 @@ class EmbeddedCoordinator:
         stored = self._topics.get(topic)
         return stored.states.get(partition) if stored is not None else None
 
+    async def partition_state_with_version(
+        self, topic: str, partition: int
+    ) -> VersionedPartitionState | None:
+        self._check_started()
+        stored = self._topics.get(topic)
+        state = stored.states.get(partition) if stored is not None else None
+        if state is None:
+            return None
+        return VersionedPartitionState(
+            state, self._versions.get((topic, partition), 0), CONTROLLER_EPOCH
+        )
+
+    async def update_partition_state(
+        self,
+        topic: str,
+        partition: int,
+        state: PartitionState,
+        expected_version: int,
+        *,
+        controller_epoch: int | None = None,
+    ) -> int:
+        """See ``Coordinator``; never stale here (one controller). The topic file is
+        rewritten before the new version is returned and the listeners hear of it."""
+        self._check_started()
+        check_partition_state(topic, partition, state)
+        state = PartitionState(state.leader, state.leader_epoch, tuple(state.isr))
+        return await self._change(self._update_state(topic, partition, state, expected_version))
+
     def add_topic_listener(self, callback: TopicListener) -> None:
         self._listeners.append(callback)
+
+    def add_partition_listener(self, callback: PartitionListener) -> None:
+        """See ``Coordinator``: called after ``update_partition_state``, and for each
+        partition of a new topic after the topic listeners."""
+        self._partition_listeners.append(callback)
 
     # -- changes ----------------------------------------------------------------------------
 
@@ -203,8 +305,12 @@ class EmbeddedCoordinator:
             topic = _Topic(replicas, config, states)
             await asyncio.to_thread(_write_topic_file, self._topics_dir, name, topic)
             self._topics[name] = topic
+            for p in replicas:
+                self._versions[(name, p)] = 0
         log.info("created topic %r: %d partitions, config %s", name, partitions, config)
         self._notify(name)
+        for p in replicas:
+            self._notify_partition(name, p)
         return topic.assignment(name)
 
     async def _delete(self, name: str) -> None:
@@ -212,7 +318,9 @@ class EmbeddedCoordinator:
             if name not in self._topics:
                 raise UnknownTopicOrPartitionError(f"topic {name!r} does not exist")
             await asyncio.to_thread(_remove_topic_file, self._topics_dir, name)
-            del self._topics[name]
+            removed = self._topics.pop(name)
+            for p in removed.replicas:
+                self._versions.pop((name, p), None)
         log.info("deleted topic %r", name)
         self._notify(name)
 
@@ -233,6 +341,36 @@ class EmbeddedCoordinator:
         self._notify(name)
         return dict(config)
 
+    async def _update_state(
+        self, name: str, partition: int, state: PartitionState, expected_version: int
+    ) -> int:
+        async with self._lock:
+            current = self._topics.get(name)
+            if current is None or partition not in current.states:
+                raise UnknownTopicOrPartitionError(f"{name}-{partition} does not exist")
+            version = self._versions.get((name, partition), 0)
+            if version != expected_version:
+                raise PartitionStateConflictError(
+                    f"{name}-{partition} state: expected version {expected_version}, found "
+                    f"{version}: changed since it was read",
+                    expected_version=expected_version,
+                    actual_version=version,
+                )
+            topic = dataclasses.replace(current, states={**current.states, partition: state})
+            await asyncio.to_thread(_write_topic_file, self._topics_dir, name, topic)
+            self._topics[name] = topic
+            self._versions[(name, partition)] = version + 1
+        log.info(
+            "%s-%d: leader %d, leader epoch %d, isr %s",
+            name,
+            partition,
+            state.leader,
+            state.leader_epoch,
+            list(state.isr),
+        )
+        self._notify_partition(name, partition)
+        return version + 1
+
     async def _change(self, change: Coroutine[Any, Any, _T]) -> _T:
         """Run ``change`` in its own task, so cancelling the caller does not cut it short."""
         task = asyncio.ensure_future(change)
@@ -250,6 +388,20 @@ class EmbeddedCoordinator:
                 callback(name)
             except Exception:
                 log.exception("topic listener %r failed for topic %r", callback, name)
+
+    def _notify_partition(self, name: str, partition: int) -> None:
+        for callback in list(self._partition_listeners):
+            try:
+                callback(name, partition)
+            except Exception:
+                log.exception("partition listener %r failed for %s-%d", callback, name, partition)
+
+    def _notify_all(self, listeners: list[Any], value: object, what: str) -> None:
+        for callback in list(listeners):
+            try:
+                callback(value)
+            except Exception:
+                log.exception("%s listener %r failed for %r", what, callback, value)
 
     def _check_started(self) -> None:
         if self._status != "started":

@@ -6,20 +6,29 @@ ZooKeeper layout of DESIGN.md §4. Each method names the znodes it stands for,
 so the ZooKeeper one is a translation, not a redesign:
 
     register_broker / live_brokers   /brokers/ids/<id> (ephemeral)
-    controller_id                    /controller (ephemeral election)
+    add_broker_listener              a watch on /brokers/ids
+    controller_id, elect_controller  /controller (ephemeral election), /controller_epoch
+    is_controller, controller_epoch
+    add_controller_listener          a watch on /controller
     create_topic / topic / topics    /brokers/topics/<topic>, …/partitions/<p>/state,
                                      /config/topics/<topic>
     alter_topic_config               /config/topics/<topic>
     delete_topic                     /admin/delete_topics/<topic>
     partition_state                  /brokers/topics/<topic>/partitions/<p>/state
+    partition_state_with_version,    the same, with its znode version, and a set
+    update_partition_state           conditional on that version (fenced by controller epoch)
+    add_partition_listener           a watch on every state znode
+    session_state,                   the ZooKeeper session (standalone: always connected)
+    add_session_listener
 
 Every method is a coroutine because the ZooKeeper one runs blocking kazoo
 calls off the event loop. Listeners are plain callables invoked on the event
 loop; they must not block (schedule a task for real work).
 
 The shared rules below (``assign_replicas``, ``config_overrides``,
-``altered_config``) live here so both coordinators refuse the same inputs with
-the same errors and messages.
+``altered_config``, ``check_partition_state``) and ``PartitionStateConflictError``
+live here so both coordinators refuse the same inputs with the same errors and
+messages.
 """
 
 from __future__ import annotations
@@ -28,23 +37,61 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from client.errors import (
+    FencedLeaderEpochError,
     InvalidConfigurationError,
     InvalidPartitionsError,
     InvalidReplicationFactorError,
     InvalidRequestError,
 )
-from coordination.model import BrokerInfo, PartitionState, TopicAssignment
+from coordination.model import (
+    BrokerInfo,
+    PartitionState,
+    SessionState,
+    TopicAssignment,
+    VersionedPartitionState,
+)
 
 __all__ = [
+    "BrokerListener",
+    "ControllerListener",
     "Coordinator",
+    "PartitionListener",
+    "PartitionStateConflictError",
+    "SessionListener",
     "TopicListener",
     "altered_config",
     "assign_replicas",
+    "check_partition_state",
     "config_overrides",
 ]
 
 TopicListener = Callable[[str], None]
 """Called with a topic's name after it was created, deleted or had its config altered."""
+
+PartitionListener = Callable[[str, int], None]
+"""Called with (topic, partition) after that partition's state was created or changed."""
+
+BrokerListener = Callable[[tuple[int, ...]], None]
+"""Called with the live broker ids, sorted, after a broker registered or went away."""
+
+ControllerListener = Callable[[int | None], None]
+"""Called with the controller's broker id (None: vacant) after the controller changed."""
+
+SessionListener = Callable[[SessionState], None]
+"""Called with the new state after the coordinator's session changed."""
+
+
+class PartitionStateConflictError(FencedLeaderEpochError):
+    """The state is not at the expected version: someone changed it since it was read.
+
+    Read it again (``partition_state_with_version``) and decide again. Should it
+    reach a client it reads FENCED_LEADER_EPOCH (retriable, refresh metadata).
+    """
+
+    def __init__(self, message: str, *, expected_version: int, actual_version: int | None):
+        super().__init__(message)
+        self.expected_version = expected_version
+        self.actual_version = actual_version
 
 
 @runtime_checkable
@@ -140,6 +187,38 @@ class Coordinator(Protocol):
         """Leader, leader epoch and ISR of one partition; None if it does not exist."""
         ...
 
+    async def partition_state_with_version(
+        self, topic: str, partition: int
+    ) -> VersionedPartitionState | None:
+        """The state with the version to pass to ``update_partition_state``; None if the
+        partition does not exist. The result unpacks as ``state, version``."""
+        ...
+
+    async def update_partition_state(
+        self,
+        topic: str,
+        partition: int,
+        state: PartitionState,
+        expected_version: int,
+        *,
+        controller_epoch: int | None = None,
+    ) -> int:
+        """Replace the state if it is still at ``expected_version``; return the new version.
+
+        Partition listeners hear of it. ``controller_epoch`` is stored with the
+        state (default: this broker's epoch while it is the controller, else
+        the one stored). A write by the controller (this broker is controller,
+        or ``controller_epoch`` is the epoch it won with) is fenced: it fails
+        with ``StaleControllerEpochError`` once another controller has been
+        elected since, and at once if this broker is no longer the controller.
+
+        Raises ``PartitionStateConflictError`` (changed since it was read: read
+        again and decide again), ``StaleControllerEpochError``,
+        ``UnknownTopicOrPartitionError``, ``InvalidRequestError`` (a malformed
+        state, see ``check_partition_state``).
+        """
+        ...
+
     def add_topic_listener(self, callback: TopicListener) -> None:
         """Call ``callback(topic)`` on the event loop after a topic is created, deleted or
         has its config altered, whoever made the change.
@@ -151,12 +230,58 @@ class Coordinator(Protocol):
         """
         ...
 
+    def add_partition_listener(self, callback: PartitionListener) -> None:
+        """Call ``callback(topic, partition)`` on the event loop after that partition's state
+        was created (with its topic) or changed, whoever made the change.
+
+        Like topic listeners: told only which partition, it reads the state
+        again; changes in quick succession may be heard once. Partitions of
+        topics present before the listener was added are not announced.
+        """
+        ...
+
+    # -- controller and session ------------------------------------------------------------
+
+    async def elect_controller(self) -> bool:
+        """Stand for controller: True if this broker is it now.
+
+        The broker stays a candidate and stands again whenever the controller
+        goes away; controller listeners hear who won.
+        """
+        ...
+
+    @property
+    def is_controller(self) -> bool:
+        """Whether this broker is the controller right now (as far as it knows)."""
+        ...
+
+    @property
+    def controller_epoch(self) -> int | None:
+        """The epoch this broker won the controller election with; None unless controller."""
+        ...
+
+    def add_controller_listener(self, callback: ControllerListener) -> None:
+        """``callback(controller_id or None)`` on the loop when the controller changes."""
+        ...
+
+    def add_broker_listener(self, callback: BrokerListener) -> None:
+        """``callback(broker_ids)`` on the loop when brokers register or go away."""
+        ...
+
+    @property
+    def session_state(self) -> SessionState:
+        """The session with the store: while not ``CONNECTED`` the broker must not act as
+        controller, and after ``LOST`` not as leader either until it read the state again."""
+        ...
+
+    def add_session_listener(self, callback: SessionListener) -> None:
+        """``callback(state)`` on the loop at every session state change."""
+        ...
+
     # -- later ------------------------------------------------------------------------------
-    # Leader and ISR changes (replication issue): a conditional update of the state znode on
-    # its version / leader_epoch, fencing a stale controller by controller_epoch.
     # Consumer-group offsets (consumer-group issue): /consumers/<group>/offsets/<topic>/<p>,
     # committed and fetched by the group coordinator; the embedded coordinator keeps them under
-    # <data_dir>/__coordinator/consumers/. Neither is part of the contract yet.
+    # <data_dir>/__coordinator/consumers/. Not part of the contract yet.
 
 
 def assign_replicas(
@@ -236,6 +361,31 @@ def altered_config(
     for key in removals:
         result.pop(key, None)
     return result
+
+
+def check_partition_state(topic: str, partition: int, state: PartitionState) -> None:
+    """Refuse (``InvalidRequestError``) a state no coordinator may store.
+
+    The leader is a broker id or -1 (none); the epoch a non-negative integer;
+    the ISR distinct broker ids, containing the leader when there is one.
+    """
+    problem = None
+    if not isinstance(state, PartitionState):
+        problem = f"{state!r} is not a PartitionState"
+    elif type(state.leader) is not int or state.leader < -1:
+        problem = f"leader {state.leader!r} is not a broker id (or -1 for none)"
+    elif type(state.leader_epoch) is not int or state.leader_epoch < 0:
+        problem = f"leader epoch {state.leader_epoch!r} is not an integer >= 0"
+    elif (
+        not isinstance(state.isr, tuple | list)
+        or not all(type(b) is int and b >= 0 for b in state.isr)
+        or len(set(state.isr)) != len(state.isr)
+    ):
+        problem = f"isr {state.isr!r} is not a list of distinct broker ids"
+    elif state.leader != -1 and state.leader not in state.isr:
+        problem = f"leader {state.leader} is not in the isr {list(state.isr)}"
+    if problem is not None:
+        raise InvalidRequestError(f"{topic}-{partition}: {problem}")
 
 
 def _is_int(value: object) -> bool:

@@ -17,7 +17,8 @@ kazoo is synchronous and calls back on its own threads. Here:
   it is dropped. kazoo's connection states arrive on the loop as
   ``SessionState``.
 - ``TopicWatcher`` turns the topic znodes' watches into one ``on_change(topic)``
-  per created, deleted or reconfigured topic.
+  per created, deleted or reconfigured topic, and one
+  ``on_partition_change(topic, partition)`` per partition state created or changed.
 
 ``connect`` may end with a chroot (``h1:2181,h2:2181/logserver``); kazoo
 prefixes every path with it, and ``start`` creates it first if it is missing.
@@ -27,9 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -40,15 +41,17 @@ from kazoo.exceptions import (
     ConnectionLoss,
     KazooException,
     NodeExistsError,
+    NoNodeError,
     OperationTimeoutError,
     SessionExpiredError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
-from kazoo.protocol.states import KazooState, ZnodeStat
-from kazoo.recipe.watchers import ChildrenWatch, DataWatch
+from kazoo.protocol.states import EventType, KazooState, WatchedEvent, ZnodeStat
+from kazoo.recipe.watchers import ChildrenWatch
 
 from client.errors import CoordinatorNotAvailableError, LogServerError, StorageError
-from coordination.zk_paths import TOPICS, config_path
+from coordination.model import SessionState
+from coordination.zk_paths import TOPICS, config_path, partitions_path, state_path, topic_path
 
 __all__ = [
     "KazooBridge",
@@ -71,16 +74,6 @@ class ZooKeeperUnavailableError(CoordinatorNotAvailableError):
     this way may still be applied once the connection is back, so a retry
     must accept finding it done (``TopicAlreadyExistsError`` after a create).
     """
-
-
-class SessionState(enum.Enum):
-    """The ZooKeeper session as the broker sees it (kazoo's states, plus before and after)."""
-
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    SUSPENDED = "suspended"  # connection lost, session maybe still alive: ephemerals still there
-    LOST = "lost"  # session expired: its ephemeral znodes are gone
-    CLOSED = "closed"
 
 
 _STATES = {
@@ -259,50 +252,165 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__ + (f": {detail}" if detail and detail != "()" else "")
 
 
-class _ConfigWatch:
-    __slots__ = ("alive", "called", "name")
+class ZnodeWatch:
+    """A watch on one znode's data that ends when it finds the znode missing.
 
-    def __init__(self, name: str) -> None:
+    kazoo's ``DataWatch`` goes on watching a deleted znode with an
+    exists-watch, which stays on the server and in the client until the path
+    is created again or the session ends: one leaked watch per znode of every
+    deleted topic. This one calls ``func(data, stat, first)`` after its first
+    read and after every change, and ``func(None, None, first)`` once when it
+    finds the znode missing, then stops; ``func`` returning False, or
+    ``stop()``, stops it too. After a session expiry (kazoo drops every watch)
+    it reads again, and calls ``func`` only if the znode changed meanwhile.
+
+    It never blocks: reads are asynchronous and ``func`` runs on kazoo's
+    completion thread, one call at a time (``ready`` is set after the first).
+    """
+
+    def __init__(
+        self,
+        client: KazooClient,
+        path: str,
+        func: Callable[[bytes | None, ZnodeStat | None, bool], bool | None],
+    ) -> None:
+        self.path = path
+        self.ready = threading.Event()
+        self._client = client
+        self._func = func
+        self._stopped = False
+        self._mzxid: int | None = None
+        client.add_listener(self._session_changed)
+        self._read()
+
+    def stop(self) -> None:
+        """No more calls (one already running finishes); the server's watch fires unheard."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.ready.set()
+        self._client.remove_listener(self._session_changed)
+
+    def _read(self) -> None:
+        if not self._stopped:
+            self._client.get_async(self.path, watch=self._watched).rawlink(self._got)
+
+    def _watched(self, event: WatchedEvent) -> None:
+        if event.type != EventType.NONE:  # NONE: the session went, _session_changed reads again
+            self._read()
+
+    def _session_changed(self, state: str) -> None:
+        # kazoo's connection thread: only start a read (it does not block)
+        if state == KazooState.CONNECTED:
+            self._read()
+
+    def _got(self, result: Any) -> None:
+        # kazoo's completion thread: results arrive in the order the reads were sent
+        if self._stopped:
+            return
+        try:
+            data, stat = result.get_nowait()
+        except NoNodeError:
+            data, stat = None, None
+        except (ConnectionLoss, SessionExpiredError):
+            return  # read again once connected (_session_changed)
+        except KazooException as exc:
+            log.warning("watch on %s: cannot read it: %s", self.path, _describe(exc))
+            return
+        if stat is not None and self._mzxid is not None and stat.mzxid <= self._mzxid:
+            return  # seen already (a read after a reconnect, or two reads in flight)
+        first = not self.ready.is_set()
+        try:
+            if stat is None:
+                self.stop()
+                self._func(None, None, first)
+                return
+            self._mzxid = stat.mzxid
+            if self._func(data, stat, first) is False:
+                self.stop()
+        except Exception:
+            log.exception("watch on %s: callback failed", self.path)
+        finally:
+            self.ready.set()
+
+
+class _TopicWatches:
+    """The watches of one incarnation of a topic (its znode's ``czxid``), while ``alive``."""
+
+    __slots__ = ("alive", "czxid", "name", "watches")
+
+    def __init__(self, name: str, czxid: int | None) -> None:
         self.name = name
+        self.czxid = czxid
         self.alive = True
-        self.called = False
+        self.watches: list[ZnodeWatch] = []
 
 
 class TopicWatcher:
-    """One ``on_change(topic)`` per topic created, deleted or reconfigured, by anyone.
+    """One ``on_change(topic)`` per topic created, deleted or reconfigured, by anyone, and
+    one ``on_partition_change(topic, partition)`` per partition state created or changed.
 
-    A ``ChildrenWatch`` on /brokers/topics sees topics come and go; a
-    ``DataWatch`` per topic on /config/topics/<topic> sees its config change.
-    A deletion removes both znodes in one transaction, so both watches fire:
-    whichever comes first reports it. Watches fire once and kazoo re-arms
-    them by reading again, so changes in quick succession may be reported
-    once; ``on_change`` only says "read this topic again". Topics present at
-    ``start`` are not reported.
+    A ``ChildrenWatch`` on /brokers/topics sees topics come and go; per topic,
+    a ``ZnodeWatch`` on /config/topics/<topic> sees its config change and one
+    on each …/partitions/<p>/state its partitions' leader, epoch and ISR. The
+    partitions are listed once, when the topic appears (partitions are never
+    added to a topic in this version).
 
-    Runs on kazoo's threads (``start`` on the caller's): ``on_change`` must only
-    hand over (``KazooBridge.call_soon``).
+    The watches of a topic belong to one incarnation of it, known by its
+    znode's creation zxid. When one of them finds its znode missing, the
+    topic is looked at again: gone, or created again meanwhile (a deletion
+    and a creation can be seen as one change of the topic list), the old
+    watches are retired and the topic reported, once, and a new incarnation
+    is watched afresh; the same incarnation with a znode missing (removed by
+    hand, or a topic written by another tool) leaves that znode unwatched,
+    with a warning. No watch is ever left on a missing znode.
+
+    Watches fire once and are re-armed by reading again, so changes in quick
+    succession may be reported once; the callbacks only say "read this again".
+    Topics and partitions present at ``start`` are not reported; a topic
+    created later reports its partitions too, after the topic itself.
+
+    Runs on kazoo's threads (``start`` on the caller's, and it waits for the
+    first reads, so nothing that changes after it returned goes unreported):
+    the callbacks must only hand over (``KazooBridge.call_soon``).
     """
 
-    def __init__(self, client: KazooClient, on_change: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        client: KazooClient,
+        on_change: Callable[[str], None],
+        on_partition_change: Callable[[str, int], None] | None = None,
+        *,
+        request_timeout_s: float = 10.0,
+    ) -> None:
         self._client = client
         self._on_change = on_change
-        self._lock = threading.RLock()  # a DataWatch calls back inside its constructor
-        self._watches: dict[str, _ConfigWatch] = {}
+        self._on_partition_change = on_partition_change
+        self._timeout_s = request_timeout_s
+        self._lock = threading.RLock()
+        self._watches: dict[str, _TopicWatches] = {}
         self._started = False
         self._stopped = False
 
     def start(self) -> None:
-        """Install the watches (blocking: one read per topic)."""
+        """Install the watches and wait for their first reads (blocking)."""
         ChildrenWatch(self._client, TOPICS, self._children_changed)
+        with self._lock:
+            pending = [w for record in self._watches.values() for w in record.watches]
+        deadline = time.monotonic() + self._timeout_s
+        for watch in pending:
+            if not watch.ready.wait(max(0.0, deadline - time.monotonic())):
+                raise KazooTimeoutError(f"no first read of {watch.path} within the timeout")
 
     def stop(self) -> None:
         with self._lock:
             self._stopped = True
-            for watch in self._watches.values():
-                watch.alive = False
+            for record in self._watches.values():
+                self._stop_watches(record)
             self._watches.clear()
 
     def _children_changed(self, children: list[str]) -> bool | None:
+        # the caller's thread in start(), kazoo's callback thread after
         with self._lock:
             if self._stopped:
                 return False
@@ -310,33 +418,108 @@ class TopicWatcher:
             self._started = True
             current = set(children)
             for name in sorted(current - self._watches.keys()):
-                watch = self._watches[name] = _ConfigWatch(name)
-                DataWatch(self._client, config_path(name), partial(self._config_changed, watch))
-                if report:
-                    self._on_change(name)
+                self._add(name, self._topic_stat(name), report=report)
             for name in sorted(self._watches.keys() - current):
-                self._watches.pop(name).alive = False
-                self._on_change(name)
+                self._retire(self._watches[name])
         return None
 
+    def _add(self, name: str, stat: ZnodeStat | Exception | None, *, report: bool) -> None:
+        if stat is None:
+            return  # gone since the listing: the topic list changes again, nothing to report
+        czxid = None if isinstance(stat, Exception) else stat.czxid
+        record = self._watches[name] = _TopicWatches(name, czxid)
+        if report:
+            self._on_change(name)
+        callback = partial(self._config_changed, record)
+        record.watches.append(ZnodeWatch(self._client, config_path(name), callback))
+        if self._on_partition_change is not None:
+            self._watch_partitions(record, report)
+
+    def _stop_watches(self, record: _TopicWatches) -> None:
+        record.alive = False
+        for watch in record.watches:
+            watch.stop()
+        record.watches.clear()
+
+    def _retire(self, record: _TopicWatches) -> None:
+        """This incarnation of the topic is gone: stop its watches and report it (once)."""
+        if not record.alive:
+            return
+        self._stop_watches(record)
+        if self._watches.get(record.name) is record:
+            del self._watches[record.name]
+        self._on_change(record.name)
+
+    def _missing(self, record: _TopicWatches, path: str) -> None:
+        """``path``, a znode of ``record``'s topic, was not found: look at the topic again."""
+        stat = self._topic_stat(record.name)
+        if isinstance(stat, Exception):
+            log.warning("%s is missing and its topic cannot be read: %s", path, stat)
+        elif stat is not None and stat.czxid == record.czxid:
+            log.warning("%s is missing while its topic exists; not watching it", path)
+            return
+        self._retire(record)
+        if isinstance(stat, ZnodeStat) and record.name not in self._watches:
+            self._add(record.name, stat, report=True)  # created again meanwhile
+
+    def _topic_stat(self, name: str) -> ZnodeStat | Exception | None:
+        """The topic znode's stat, None if it is gone, the error if it cannot be read."""
+        try:
+            return self._client.exists_async(topic_path(name)).get(timeout=self._timeout_s)
+        except (KazooException, KazooTimeoutError) as exc:
+            return exc
+
     def _config_changed(
-        self,
-        watch: _ConfigWatch,
-        data: bytes | None,
-        stat: ZnodeStat | None,
-        event: object = None,
+        self, record: _TopicWatches, data: bytes | None, stat: ZnodeStat | None, first: bool
     ) -> bool | None:
         with self._lock:
-            if self._stopped or not watch.alive:
+            if self._stopped or not record.alive:
                 return False
-            if not watch.called:  # the first read, in the DataWatch's constructor
-                watch.called = True
+            if stat is None:
+                self._missing(record, config_path(record.name))
+                return False
+            if not first:
+                self._on_change(record.name)
+        return None
+
+    def _watch_partitions(self, record: _TopicWatches, report: bool) -> None:
+        try:
+            names = self._client.get_children_async(partitions_path(record.name)).get(
+                timeout=self._timeout_s
+            )
+        except NoNodeError:
+            return  # deleted already (then the watches say so), or written by another tool
+        except (KazooException, KazooTimeoutError) as exc:  # kazoo's thread must go on
+            log.warning(
+                "topic %r: cannot list its partitions to watch their state (%s); its "
+                "leader and ISR changes will not be announced",
+                record.name,
+                _describe(exc),
+            )
+            return
+        for partition in sorted(int(n) for n in names if n.isdigit()):
+            callback = partial(self._state_changed, record, partition, report)
+            record.watches.append(
+                ZnodeWatch(self._client, state_path(record.name, partition), callback)
+            )
+
+    def _state_changed(
+        self,
+        record: _TopicWatches,
+        partition: int,
+        report_first: bool,
+        data: bytes | None,
+        stat: ZnodeStat | None,
+        first: bool,
+    ) -> bool | None:
+        with self._lock:
+            if self._stopped or not record.alive:
+                return False
+            if stat is None:
+                self._missing(record, state_path(record.name, partition))
+                return False
+            if first and not report_first:
                 return None
-            if stat is None:  # the config went with its topic
-                if self._watches.get(watch.name) is watch:
-                    del self._watches[watch.name]
-                watch.alive = False
-                self._on_change(watch.name)
-                return False
-            self._on_change(watch.name)
+            assert self._on_partition_change is not None
+            self._on_partition_change(record.name, partition)
         return None

@@ -3,9 +3,11 @@
 These mirror the ZooKeeper layout (DESIGN.md §4) so that both coordinators, and
 the broker reading them, speak the same shapes:
 
-    BrokerInfo        /brokers/ids/<id>                              endpoint, rack
-    TopicAssignment   /brokers/topics/<topic> + /config/topics/<t>  replicas, overrides
-    PartitionState    /brokers/topics/<t>/partitions/<p>/state      leader, epoch, ISR
+    BrokerInfo              /brokers/ids/<id>                              endpoint, rack
+    TopicAssignment         /brokers/topics/<topic> + /config/topics/<t>  replicas, overrides
+    PartitionState          /brokers/topics/<t>/partitions/<p>/state      leader, epoch, ISR
+    VersionedPartitionState the same, with the znode version it was read at
+    SessionState            the coordinator's link to its store (always CONNECTED standalone)
 
 The dataclasses are frozen so a value handed to the broker cannot change under
 it; coordinators hand out fresh dicts, so mutating one never reaches the
@@ -16,8 +18,16 @@ hashable.
 from __future__ import annotations
 
 import dataclasses
+import enum
+from typing import NamedTuple
 
-__all__ = ["BrokerInfo", "PartitionState", "TopicAssignment"]
+__all__ = [
+    "BrokerInfo",
+    "PartitionState",
+    "SessionState",
+    "TopicAssignment",
+    "VersionedPartitionState",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -28,6 +38,9 @@ class BrokerInfo:
     host: str
     port: int
     rack: str | None = None
+    epoch: int = dataclasses.field(default=0, compare=False)
+    """Which registration this is: ZooKeeper's czxid of /brokers/ids/<id>, so it changes when
+    the broker registers again (a restart, a lost session); 0 standalone. Not compared."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -36,7 +49,9 @@ class PartitionState:
 
     ``leader_epoch`` grows by one on every leader change; the leader stamps it
     into every batch it appends, and followers use it to find where their log
-    diverges. ``isr`` always contains the leader while there is one.
+    diverges. ``isr`` always contains the leader while there is one. A
+    ``leader`` of -1 means none: the partition is offline, and ``isr`` keeps
+    the last in-sync replicas so that one of them can lead again.
     """
 
     leader: int
@@ -61,3 +76,45 @@ class TopicAssignment:
     @property
     def partition_count(self) -> int:
         return len(self.replicas)
+
+
+class _StateAndVersion(NamedTuple):
+    state: PartitionState
+    version: int
+
+
+class VersionedPartitionState(_StateAndVersion):
+    """A partition's state as read, with the version to base a conditional update on.
+
+    It is the pair ``(state, version)``, so ``state, version = found`` works;
+    ``version`` is what ``update_partition_state`` takes as
+    ``expected_version``. ``controller_epoch`` is the epoch of the controller
+    that wrote it (an attribute, not part of the pair: equal versions of one
+    znode always carry the same epoch). ``_replace`` and ``_make`` drop it.
+    """
+
+    controller_epoch: int
+
+    def __new__(
+        cls, state: PartitionState, version: int, controller_epoch: int = 0
+    ) -> VersionedPartitionState:
+        self = super().__new__(cls, state, version)
+        self.controller_epoch = controller_epoch
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"VersionedPartitionState(state={self.state!r}, version={self.version}, "
+            f"controller_epoch={self.controller_epoch})"
+        )
+
+
+class SessionState(enum.Enum):
+    """The coordinator's session with its store, as the broker sees it (kazoo's states, plus
+    before and after). The embedded coordinator is always ``CONNECTED`` once started."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    SUSPENDED = "suspended"  # connection lost, session maybe still alive: ephemerals still there
+    LOST = "lost"  # session expired: its ephemeral znodes are gone
+    CLOSED = "closed"

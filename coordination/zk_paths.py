@@ -26,7 +26,6 @@ and retried (``RETRIES``) when another change came first.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import random
@@ -43,15 +42,23 @@ from kazoo.exceptions import (
 )
 
 from client.errors import (
-    FencedLeaderEpochError,
-    InvalidRequestError,
     StaleControllerEpochError,
     StorageError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
-from coordination.interface import altered_config, assign_replicas
-from coordination.model import BrokerInfo, PartitionState, TopicAssignment
+from coordination.interface import (
+    PartitionStateConflictError,
+    altered_config,
+    assign_replicas,
+    check_partition_state,
+)
+from coordination.model import (
+    BrokerInfo,
+    PartitionState,
+    TopicAssignment,
+    VersionedPartitionState,
+)
 
 if TYPE_CHECKING:
     from coordination.kazoo_bridge import KazooBridge
@@ -115,32 +122,6 @@ log = logging.getLogger(__name__)
 
 _VERSION = 1
 _T = TypeVar("_T")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class VersionedPartitionState:
-    """A partition's state znode as read: what to base a conditional update on.
-
-    ``version`` is the znode's version, to pass back as ``expected_version``;
-    ``controller_epoch`` is the epoch of the controller that wrote it.
-    """
-
-    state: PartitionState
-    controller_epoch: int
-    version: int
-
-
-class PartitionStateConflictError(FencedLeaderEpochError):
-    """The state znode is not at the expected version: someone changed it since it was read.
-
-    Read it again (``partition_state_with_version``) and decide again. Should it
-    reach a client it reads FENCED_LEADER_EPOCH (retriable, refresh metadata).
-    """
-
-    def __init__(self, message: str, *, expected_version: int, actual_version: int | None):
-        super().__init__(message)
-        self.expected_version = expected_version
-        self.actual_version = actual_version
 
 
 def broker_path(broker_id: int) -> str:
@@ -492,7 +473,7 @@ def read_state(zk: KazooBridge, topic: str, partition: int) -> VersionedPartitio
     except NoNodeError:
         return None
     state, controller_epoch = decode_state(zk.full_path(path), raw)
-    return VersionedPartitionState(state, controller_epoch, stat.version)
+    return VersionedPartitionState(state, stat.version, controller_epoch)
 
 
 def update_state(
@@ -553,17 +534,5 @@ def _conflict(path: str, expected: int, actual: int | None) -> PartitionStateCon
     )
 
 
-def check_state(topic: str, partition: int, state: PartitionState) -> None:
-    """Refuse (``InvalidRequestError``) a state the decoder would call corrupt."""
-    isr = state.isr
-    problem = None
-    if type(state.leader) is not int or state.leader < -1:
-        problem = f"leader {state.leader!r} is not a broker id (or -1 for none)"
-    elif type(state.leader_epoch) is not int or state.leader_epoch < 0:
-        problem = f"leader epoch {state.leader_epoch!r} is not an integer >= 0"
-    elif not all(type(b) is int and b >= 0 for b in isr) or len(set(isr)) != len(isr):
-        problem = f"isr {isr!r} is not a list of distinct broker ids"
-    elif state.leader != -1 and state.leader not in isr:
-        problem = f"leader {state.leader} is not in the isr {list(isr)}"
-    if problem is not None:
-        raise InvalidRequestError(f"{topic}-{partition}: {problem}")
+check_state = check_partition_state
+"""Refuse (``InvalidRequestError``) a state the decoder would call corrupt."""

@@ -7,13 +7,15 @@ states, the controller election, listeners. The znode layout, the JSON values
 and the blocking topic work are in ``zk_paths``; the crossing between kazoo's
 threads and the event loop is ``kazoo_bridge``.
 
-Beyond the protocol, for the controller and the replication work:
+For the controller and the replication work (all in the protocol too):
 
     elect_controller()            stand for controller; True if this broker now is it
     is_controller, controller_epoch
-    add_controller_listener(cb)   cb(controller_id or None) when /controller changes
+    add_controller_listener(cb)   cb(controller_id or None) when /controller changes, and when
+                                  this broker wins an election
     add_broker_listener(cb)       cb(broker_ids) when /brokers/ids changes
-    partition_state_with_version(topic, p)             state + znode version
+    add_partition_listener(cb)    cb(topic, partition) when a state znode is created or changes
+    partition_state_with_version(topic, p)             (state, znode version)
     update_partition_state(topic, p, state, version)   conditional set; returns the new version
     session_state, add_session_listener(cb)            cb(SessionState)
 
@@ -31,7 +33,10 @@ the same transaction it moves /controller_epoch up by one, conditionally on
 the version it read, so two winners can never share an epoch. A candidate
 watches /controller and stands again when it disappears. While this broker is
 controller, its state updates are fenced: the transaction also checks that
-/controller_epoch is still the one it won (``StaleControllerEpochError``).
+/controller_epoch is still the one it won (``StaleControllerEpochError``). An
+update that names the epoch this broker won with, after it lost the
+controllership, is refused at once, so a controller cut off in the middle of
+its work cannot finish it.
 
 **Deletion.** A marker /admin/delete_topics/<topic>, then one transaction
 removes the topic's znodes, its config and the marker. In this version the
@@ -50,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -61,25 +67,37 @@ from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 from kazoo.protocol.states import ZnodeStat
 from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 
-from client.errors import InvalidTopicError, StorageError, UnknownTopicOrPartitionError
+from client.errors import (
+    InvalidTopicError,
+    StaleControllerEpochError,
+    StorageError,
+    UnknownTopicOrPartitionError,
+)
 from client.topics import validate_topic_name
 from coordination import zk_paths
-from coordination.interface import TopicListener, config_overrides
-from coordination.kazoo_bridge import (
-    KazooBridge,
-    SessionState,
-    TopicWatcher,
-    ZooKeeperUnavailableError,
+from coordination.interface import (
+    BrokerListener,
+    ControllerListener,
+    PartitionListener,
+    PartitionStateConflictError,
+    SessionListener,
+    TopicListener,
+    config_overrides,
 )
-from coordination.model import BrokerInfo, PartitionState, TopicAssignment
+from coordination.kazoo_bridge import KazooBridge, TopicWatcher, ZooKeeperUnavailableError
+from coordination.model import (
+    BrokerInfo,
+    PartitionState,
+    SessionState,
+    TopicAssignment,
+    VersionedPartitionState,
+)
 from coordination.zk_paths import (
     BASE_PATHS,
     BROKER_IDS,
     CONTROLLER,
     CONTROLLER_EPOCH,
     RETRIES,
-    PartitionStateConflictError,
-    VersionedPartitionState,
     broker_path,
     decode_broker,
     decode_controller,
@@ -139,14 +157,19 @@ class ZooKeeperCoordinator:
         self._is_controller = False
         self._controller_epoch: int | None = None
         self._controller_epoch_version = -1
+        self._last_won_epoch: int | None = None  # kept after losing: fences late writes
         self._election_lock = asyncio.Lock()
         self._topic_listeners: list[TopicListener] = []
-        self._broker_listeners: list[Callable[[tuple[int, ...]], None]] = []
-        self._controller_listeners: list[Callable[[int | None], None]] = []
-        self._session_listeners: list[Callable[[SessionState], None]] = []
+        self._partition_listeners: list[PartitionListener] = []
+        self._broker_listeners: list[BrokerListener] = []
+        self._controller_listeners: list[ControllerListener] = []
+        self._session_listeners: list[SessionListener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._topic_watcher = TopicWatcher(
-            self._bridge.client, partial(self._bridge.call_soon, self._notify_topic)
+            self._bridge.client,
+            partial(self._bridge.call_soon, self._notify_topic),
+            partial(self._bridge.call_soon, self._notify_partition),
+            request_timeout_s=self._bridge.request_timeout_s,
         )
         self._brokers_watched = False
 
@@ -173,16 +196,17 @@ class ZooKeeperCoordinator:
         """The epoch this broker won the controller election with; None unless controller."""
         return self._controller_epoch if self._is_controller else None
 
-    def add_session_listener(self, callback: Callable[[SessionState], None]) -> None:
+    def add_session_listener(self, callback: SessionListener) -> None:
         """``callback(state)`` on the loop at every session state change (see the module doc)."""
         self._session_listeners.append(callback)
 
-    def add_broker_listener(self, callback: Callable[[tuple[int, ...]], None]) -> None:
+    def add_broker_listener(self, callback: BrokerListener) -> None:
         """``callback(broker_ids)`` on the loop when brokers register or go away."""
         self._broker_listeners.append(callback)
 
-    def add_controller_listener(self, callback: Callable[[int | None], None]) -> None:
-        """``callback(controller_id)`` on the loop when /controller changes (None: vacant)."""
+    def add_controller_listener(self, callback: ControllerListener) -> None:
+        """``callback(controller_id)`` on the loop when /controller changes (None: vacant),
+        and with this broker's id as soon as it won an election (before the watch says so)."""
         self._controller_listeners.append(callback)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -294,11 +318,12 @@ class ZooKeeperCoordinator:
         brokers = []
         for broker_id, result in reads:
             try:
-                raw, _ = self._bridge.wait(result)
+                raw, stat = self._bridge.wait(result)
             except NoNodeError:
                 continue  # gone since the listing
             path = self._bridge.full_path(broker_path(broker_id))
-            brokers.append(decode_broker(path, raw, broker_id))
+            info = decode_broker(path, raw, broker_id)
+            brokers.append(dataclasses.replace(info, epoch=stat.czxid))
         return brokers
 
     def _brokers_changed(self, children: list[str], event: object = None) -> bool | None:
@@ -346,6 +371,7 @@ class ZooKeeperCoordinator:
                     log.warning("broker %d is no longer the controller", self.broker_id)
                 return False
             self._controller_epoch, self._controller_epoch_version = won
+            self._last_won_epoch = self._controller_epoch
             if not was_controller:
                 log.info(
                     "broker %d is the controller (controller epoch %d)",
@@ -354,6 +380,7 @@ class ZooKeeperCoordinator:
                 )
                 finish = partial(zk_paths.finish_pending_deletions, self._bridge)
                 self._spawn(self._run(finish, "finish pending deletions"), "topic-deletions")
+                self._notify(self._controller_listeners, self.broker_id, "controller")
             return True
 
     def _try_elect(self) -> tuple[int, int] | None:
@@ -466,6 +493,23 @@ class ZooKeeperCoordinator:
     def _notify_topic(self, name: str) -> None:
         self._notify(self._topic_listeners, name, "topic")
 
+    def add_partition_listener(self, callback: PartitionListener) -> None:
+        """See ``Coordinator``: a watch on every state znode, so it hears every writer.
+
+        Partitions of a topic created after ``start`` are announced once they
+        exist; those present at ``start`` only when they change.
+        """
+        self._partition_listeners.append(callback)
+
+    def _notify_partition(self, topic: str, partition: int) -> None:
+        if self._status != "started":
+            return
+        for callback in list(self._partition_listeners):
+            try:
+                callback(topic, partition)
+            except Exception:
+                log.exception("partition listener %r failed for %s-%d", callback, topic, partition)
+
     # -- partition state ----------------------------------------------------------------
 
     async def partition_state(self, topic: str, partition: int) -> PartitionState | None:
@@ -495,17 +539,23 @@ class ZooKeeperCoordinator:
 
         ``controller_epoch`` is stored with the state; by default this broker's
         epoch if it is the controller, else the one already stored. While this
-        broker is controller the write is fenced by its epoch. Raises
-        ``PartitionStateConflictError`` (the znode moved on: read it again),
-        ``StaleControllerEpochError`` (another controller has been elected
-        since), ``UnknownTopicOrPartitionError``, ``InvalidRequestError`` (a
-        malformed state).
+        broker is controller the write is fenced by its epoch; a write naming
+        the epoch this broker won with, once it is no longer the controller, is
+        refused without trying. Raises ``PartitionStateConflictError`` (the
+        znode moved on: read it again), ``StaleControllerEpochError`` (another
+        controller has been elected since), ``UnknownTopicOrPartitionError``,
+        ``InvalidRequestError`` (a malformed state).
         """
         self._check_started()
         zk_paths.check_state(topic, partition, new_state)
         fence = None
         if self._is_controller and self._controller_epoch is not None:
             fence = (self._controller_epoch, self._controller_epoch_version)
+        elif controller_epoch is not None and controller_epoch == self._last_won_epoch:
+            raise StaleControllerEpochError(
+                f"broker {self.broker_id} is no longer the controller (it was, with controller "
+                f"epoch {controller_epoch}); {topic}-{partition} state not updated"
+            )
         update = partial(
             zk_paths.update_state,
             self._bridge,

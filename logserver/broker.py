@@ -15,14 +15,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from client.errors import LogServerError
 from client.protocol import RequestHeader
 from coordination import BrokerInfo, Coordinator, PartitionState, TopicAssignment
 from logserver.append_notifier import AppendNotifier
 from logserver.config import BrokerConfig
 from logserver.log import PartitionLog
+from logserver.log.segment import now_ms
 from logserver.log_manager import LogManager
 from logserver.network.connection import HandlerResult
 from logserver.network.server import NetworkServer
+from logserver.replication.replica_fetcher import ReplicaFetcher
 from logserver.replication.replica_manager import ReplicaManager
 
 __all__ = ["Broker"]
@@ -45,6 +48,14 @@ class Broker:
         self.logs = LogManager(config.log_dirs, config.log_config(), clock_ms=clock_ms)
         self.notifier = AppendNotifier()
         self.replicas = ReplicaManager(config.broker_id, self.notifier)
+        self.fetcher = ReplicaFetcher(
+            config.broker_id,
+            self.replicas,
+            self.logs,
+            self.broker_address,
+            max_wait_ms=config.replica_fetch_wait_max_ms,
+        )
+        self.controller: Any = None  # logserver.controller.Controller in cluster mode
         self.topics: dict[str, TopicAssignment] = {}
         self.partition_states: dict[tuple[str, int], PartitionState] = {}
         self.brokers: list[BrokerInfo] = []
@@ -86,6 +97,19 @@ class Broker:
         )
         self.brokers = await self.coordinator.live_brokers()
         self.coordinator.add_topic_listener(self._on_topic_change)
+        self.coordinator.add_partition_listener(self._on_partition_change)
+        self.coordinator.add_broker_listener(self._on_brokers_change)
+        self.coordinator.add_session_listener(self._on_session_change)
+        if self.coordinator.mode != "standalone":
+            from logserver.controller import Controller
+
+            self.controller = Controller(
+                self.coordinator,
+                broker_id=self.broker_id,
+                unclean_leader_election=self.config.unclean_leader_election_enable,
+            )
+            await self.controller.start()
+        self._spawn(self._isr_loop(), "isr-maintenance")
         self._spawn(self._retention_loop(), "retention")
         self._spawn(self._flush_loop(), "flusher")
         log.info(
@@ -98,6 +122,9 @@ class Broker:
     async def stop(self, drain_timeout_s: float = 10.0) -> None:
         """Stop accepting, answer what is in flight, flush and close every log cleanly."""
         await self.network.shutdown(drain_timeout_s)
+        await self.fetcher.close()
+        if self.controller is not None:
+            await self.controller.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -142,6 +169,84 @@ class Broker:
     def _on_topic_change(self, name: str) -> None:
         self._spawn(self.sync_topic(name), f"sync-topic-{name}")
 
+    def _on_partition_change(self, topic: str, partition: int) -> None:
+        self._spawn(self.sync_partition(topic, partition), f"sync-{topic}-{partition}")
+
+    def _on_brokers_change(self, broker_ids: tuple[int, ...]) -> None:
+        self._spawn(self._refresh_brokers(), "refresh-brokers")
+
+    async def _refresh_brokers(self) -> None:
+        self.brokers = await self.coordinator.live_brokers()
+
+    def _on_session_change(self, state: object) -> None:
+        """Session lost: stop leading (others may have taken over); back: re-read everything."""
+        name = str(getattr(state, "name", state)).lower()
+        if name == "lost":
+            for tp in list(self.replicas.leaders):
+                self.replicas.remove(tp)
+            log.warning("ZooKeeper session lost: no longer leading any partition")
+        elif name == "connected":
+            self._spawn(self._resync_all(), "resync-after-session")
+
+    async def _resync_all(self) -> None:
+        await self._refresh_brokers()
+        for name in list(self.topics):
+            await self.sync_topic(name)
+
+    def broker_address(self, broker_id: int) -> BrokerInfo | None:
+        for info in self.brokers:
+            if info.broker_id == broker_id:
+                return info
+        return None
+
+    async def sync_partition(self, topic: str, partition: int) -> None:
+        """Take the role the coordinator's partition state gives this broker."""
+        assignment = self.topics.get(topic)
+        if assignment is None:
+            return
+        state = await self.coordinator.partition_state(topic, partition)
+        if state is None:
+            return
+        self.partition_states[(topic, partition)] = state
+        replicas = assignment.replicas.get(partition, ())
+        partition_log = self.logs.get(topic, partition)
+        if self.broker_id in replicas and partition_log is not None:
+            self._take_role((topic, partition), partition_log, replicas, state)
+
+    async def _isr_loop(self) -> None:
+        """Leaders drop followers that fell behind from the ISR, and add those caught up."""
+        period = max(0.05, min(self.config.replica_lag_time_max_ms / 2000, 5.0))
+        while True:
+            await asyncio.sleep(period)
+            for tp, leader in list(self.replicas.leaders.items()):
+                if not leader.followers:
+                    continue
+                now = now_ms()
+                new_isr = leader.isr - leader.laggards(now, self.config.replica_lag_time_max_ms)
+                new_isr |= leader.expandable()
+                if new_isr != leader.isr:
+                    await self._change_isr(tp, new_isr)
+
+    async def _change_isr(self, tp: tuple[str, int], isr: frozenset[int]) -> None:
+        found = await self.coordinator.partition_state_with_version(*tp)
+        if found is None:
+            return
+        state, version = found
+        if state.leader != self.broker_id or state.leader_epoch != self.leader_epoch(*tp):
+            return  # the controller moved on; the partition listener will tell us
+        ordered = tuple(r for r in self.topics[tp[0]].replicas[tp[1]] if r in isr)
+        try:
+            await self.coordinator.update_partition_state(
+                tp[0], tp[1], PartitionState(self.broker_id, state.leader_epoch, ordered), version
+            )
+        except LogServerError as exc:
+            log.info("%s-%d: ISR change to %s refused: %s", tp[0], tp[1], ordered, exc)
+            return
+        leader = self.replicas.leaders.get(tp)
+        if leader is not None and leader.set_isr(ordered):
+            self.notifier.notify(tp)
+        log.info("%s-%d: ISR is now %s", tp[0], tp[1], list(ordered))
+
     async def sync_topic(self, name: str) -> None:
         """Make the local logs and caches match the coordinator's view of ``name``."""
         lock = self._topic_locks.setdefault(name, asyncio.Lock())
@@ -183,14 +288,17 @@ class Broker:
         state: PartitionState,
     ) -> None:
         if state.leader == self.broker_id:
+            self.fetcher.unfollow(tp)
             self.replicas.become_leader(
                 tp, partition_log, replicas=replicas, isr=state.isr, leader_epoch=state.leader_epoch
             )
         elif state.leader >= 0:
-            self.replicas.become_follower(
+            if self.replicas.become_follower(
                 tp, leader_id=state.leader, leader_epoch=state.leader_epoch
-            )
+            ):
+                self.fetcher.follow(tp, state.leader)
         else:
+            self.fetcher.unfollow(tp)
             self.replicas.remove(tp)  # offline: nobody serves it
 
     def leader_epoch(self, topic: str, partition: int) -> int:

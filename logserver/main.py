@@ -28,9 +28,12 @@ log = logging.getLogger("logserver")
 def _make_coordinator(config: BrokerConfig) -> Coordinator:
     if config.zookeeper_connect is None:
         return EmbeddedCoordinator(Path(config.log_dirs[0]))
-    raise LogServerError(
-        "ZOOKEEPER_CONNECT is set, but cluster mode is not built yet (issue 4); "
-        "unset it to run a standalone broker"
+    from coordination.zookeeper import ZooKeeperCoordinator
+
+    return ZooKeeperCoordinator(
+        config.zookeeper_connect,
+        broker_id=config.broker_id,
+        session_timeout_ms=config.zookeeper_session_timeout_ms,
     )
 
 
@@ -63,6 +66,12 @@ def _run(config: BrokerConfig) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["dev-cluster"]:
+        from logserver.dev_cluster import main as dev_cluster
+
+        return dev_cluster(args[1:])
+    argv = args
     try:
         config = load_config(argv, os.environ)
     except LogServerError as exc:

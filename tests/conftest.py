@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, settings
 from logserver.log import LogConfig, PartitionLog
 from tests.support.clock import FakeClock
 
+pytest_plugins = ["tests.support.zookeeper_fixtures"]
+
 settings.register_profile(
     "ci", deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )

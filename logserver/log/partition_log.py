@@ -477,15 +477,16 @@ class PartitionLog:
                     f"{self._log_start_offset}"
                 )
             i = max(0, bisect_right(self._bases, offset) - 1)
+            segment = self._segments[i]
+            found = segment.find(offset)  # may raise for a damaged segment: nothing changed yet
+            position = segment.size if found is None else found[0]
             try:
-                for segment in self._segments[i + 1 :]:
-                    segment.delete()
+                for later in self._segments[i + 1 :]:
+                    later.delete()
                 del self._segments[i + 1 :]
                 del self._bases[i + 1 :]
-                segment = self._segments[i]
-                found = segment.find(offset)
-                position = segment.size if found is None else found[0]
                 segment.truncate_to_position(position)
+                segment.fsync()  # a cut must be durable before any later marker says "clean"
                 fsync_directory(self.directory)
             except OSError as exc:
                 failure = StorageError(
@@ -496,7 +497,8 @@ class PartitionLog:
             assert segment.next_offset is not None
             self._next_offset = segment.next_offset
             self._recovery_point = min(self._recovery_point, self._next_offset)
-            self._unflushed_messages = 0
+            # Offsets stand in for records here (exact unless batches were compacted).
+            self._unflushed_messages = self._next_offset - self._recovery_point
             new_end = self._next_offset
             self.leader_epochs.truncate_from_end(new_end)
             self._latest_epoch = self.leader_epochs.latest_epoch

@@ -29,7 +29,14 @@ from client.errors import (
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
-from coordination import BrokerInfo, Coordinator, PartitionState, TopicAssignment
+from coordination import (
+    BrokerInfo,
+    Coordinator,
+    PartitionState,
+    PartitionStateConflictError,
+    SessionState,
+    TopicAssignment,
+)
 
 __all__ = ["BROKER", "CoordinatorContract", "eventually", "quietly"]
 
@@ -293,3 +300,156 @@ class CoordinatorContract:
         assert sum(isinstance(r, TopicAlreadyExistsError) for r in results) == 4
         assert sum(isinstance(r, TopicAssignment) for r in results) == 11
         assert len(await coord.topics()) == 11
+
+    # -- partition state: versions, conditional updates, listeners ----------------------
+
+    async def test_a_new_partition_state_is_at_version_zero(self, coord):
+        await coord.create_topic("orders", 2, 1)
+
+        found = await coord.partition_state_with_version("orders", 1)
+
+        state, version = found
+        assert (state, version) == (PartitionState(1, 0, (1,)), 0)
+        assert found.state == state
+        assert found.version == version
+        assert await coord.partition_state_with_version("orders", 2) is None
+        assert await coord.partition_state_with_version("missing", 0) is None
+
+    async def test_an_update_is_conditional_on_the_version_read(self, coord):
+        await coord.create_topic("orders", 1, 1)
+        _, version = await coord.partition_state_with_version("orders", 0)
+        moved = PartitionState(1, 1, (1,))
+
+        new_version = await coord.update_partition_state("orders", 0, moved, version)
+
+        assert new_version == version + 1
+        assert await coord.partition_state_with_version("orders", 0) == (moved, new_version)
+        assert await coord.partition_state("orders", 0) == moved
+        with pytest.raises(PartitionStateConflictError, match="expected version 0, found 1") as e:
+            await coord.update_partition_state("orders", 0, PartitionState(1, 2, (1,)), version)
+        assert (e.value.expected_version, e.value.actual_version) == (0, 1)
+        assert e.value.retriable
+        assert await coord.partition_state("orders", 0) == moved
+
+    async def test_an_offline_state_keeps_its_isr(self, coord):
+        await coord.create_topic("orders", 1, 1)
+
+        await coord.update_partition_state("orders", 0, PartitionState(-1, 1, (1,)), 0)
+
+        assert await coord.partition_state("orders", 0) == PartitionState(-1, 1, (1,))
+
+    @pytest.mark.parametrize(
+        ("state", "match"),
+        [
+            (PartitionState(2, 0, (1,)), "leader 2 is not in the isr"),
+            (PartitionState(-2, 0, ()), "leader -2 is not a broker id"),
+            (PartitionState(1, -1, (1,)), "leader epoch -1"),
+            (PartitionState(1, 0, (1, 1)), "distinct broker ids"),
+        ],
+    )
+    async def test_an_update_refuses_a_malformed_state(self, coord, state, match):
+        await coord.create_topic("orders", 1, 1)
+
+        with pytest.raises(InvalidRequestError, match=match):
+            await coord.update_partition_state("orders", 0, state, 0)
+
+        assert await coord.partition_state_with_version("orders", 0) == (
+            PartitionState(1, 0, (1,)),
+            0,
+        )
+
+    async def test_an_update_of_a_missing_partition_is_refused(self, coord):
+        await coord.create_topic("orders", 1, 1)
+
+        with pytest.raises(UnknownTopicOrPartitionError, match="orders-5"):
+            await coord.update_partition_state("orders", 5, PartitionState(1, 0, (1,)), 0)
+        with pytest.raises(UnknownTopicOrPartitionError, match="ghost-0"):
+            await coord.update_partition_state("ghost", 0, PartitionState(1, 0, (1,)), 0)
+
+    async def test_an_updated_state_survives_a_new_instance(self, open_coordinator):
+        first = await open_coordinator()
+        await first.create_topic("orders", 2, 1)
+        await first.update_partition_state("orders", 1, PartitionState(-1, 3, (1,)), 0)
+        await first.close()
+
+        second = await open_coordinator(register=False)
+
+        assert await second.partition_state("orders", 1) == PartitionState(-1, 3, (1,))
+        assert await second.partition_state("orders", 0) == PartitionState(1, 0, (1,))
+
+    async def test_partition_listeners_hear_new_partitions_and_updates(self, coord):
+        heard: list[tuple[str, int]] = []
+        coord.add_partition_listener(lambda t, p: heard.append((t, p)))
+
+        await coord.create_topic("orders", 2, 1)
+        await eventually(lambda: sorted(heard) == [("orders", 0), ("orders", 1)], what="created")
+        await coord.update_partition_state("orders", 1, PartitionState(1, 1, (1,)), 0)
+        await eventually(lambda: len(heard) == 3, what="heard the update")
+        with pytest.raises(PartitionStateConflictError):
+            await coord.update_partition_state("orders", 1, PartitionState(1, 2, (1,)), 0)
+        await coord.alter_topic_config("orders", {"retention.ms": "5"})
+        await quietly()
+
+        assert heard[2:] == [("orders", 1)]
+
+    async def test_a_failing_partition_listener_is_logged(self, coord, caplog):
+        heard: list[tuple[str, int]] = []
+
+        def broken(topic: str, partition: int) -> None:
+            raise RuntimeError("partition listener bug")
+
+        coord.add_partition_listener(broken)
+        coord.add_partition_listener(lambda t, p: heard.append((t, p)))
+
+        with caplog.at_level(logging.ERROR, logger="coordination"):
+            await coord.create_topic("orders", 1, 1)
+            await eventually(lambda: heard == [("orders", 0)], what="the second listener heard")
+
+        assert "partition listener bug" in caplog.text
+
+    # -- controller, brokers, session ---------------------------------------------------
+
+    async def test_the_only_broker_is_elected_controller_and_listeners_hear_it(self, coord):
+        heard: list[int | None] = []
+        coord.add_controller_listener(heard.append)
+
+        assert await coord.elect_controller() is True
+
+        assert coord.is_controller
+        assert isinstance(coord.controller_epoch, int)
+        assert coord.controller_epoch >= 1
+        assert await coord.controller_id() == 1
+        await eventually(lambda: heard, what="a controller listener heard")
+        assert set(heard) == {1}
+
+    async def test_a_controller_write_stores_its_epoch(self, coord):
+        await coord.create_topic("orders", 1, 1)
+        await coord.elect_controller()
+
+        await coord.update_partition_state(
+            "orders", 0, PartitionState(1, 1, (1,)), 0, controller_epoch=coord.controller_epoch
+        )
+
+        found = await coord.partition_state_with_version("orders", 0)
+        assert (found.state, found.version) == (PartitionState(1, 1, (1,)), 1)
+        assert found.controller_epoch == coord.controller_epoch
+
+    async def test_broker_listeners_hear_a_registration(self, open_coordinator):
+        coord = await open_coordinator(register=False)
+        heard: list[tuple[int, ...]] = []
+        coord.add_broker_listener(heard.append)
+
+        await coord.register_broker(BROKER)
+
+        await eventually(lambda: heard[-1:] == [(1,)], what="heard broker 1")
+
+    async def test_the_session_is_connected_once_started(self, open_coordinator):
+        coord = await open_coordinator(start=False)
+        assert coord.session_state is SessionState.CONNECTING
+        coord.add_session_listener(lambda state: None)
+
+        await coord.start()
+
+        assert coord.session_state is SessionState.CONNECTED
+        await coord.close()
+        assert coord.session_state is SessionState.CLOSED

@@ -25,7 +25,7 @@ from client.errors import (
     StorageError,
     UnknownTopicOrPartitionError,
 )
-from coordination import BrokerInfo, EmbeddedCoordinator, PartitionState
+from coordination import BrokerInfo, EmbeddedCoordinator, PartitionState, zookeeper_server
 from coordination.kazoo_bridge import split_connect
 from coordination.zookeeper import (
     BrokerIdInUseError,
@@ -35,7 +35,6 @@ from coordination.zookeeper import (
     ZooKeeperUnavailableError,
 )
 from tests.coordination.contract import BROKER, CoordinatorContract, eventually, quietly
-from tests.support import zookeeper_process
 from tests.support.zookeeper_process import ZooKeeperNotInstalledError, ZooKeeperProcess
 
 
@@ -322,6 +321,125 @@ async def test_listeners_hear_another_brokers_changes_on_the_loop(open_zk):
     assert await listener.topic("orders") is None
 
 
+async def test_partition_listeners_hear_another_brokers_state_changes_on_the_loop(open_zk):
+    listener, actor = await open_zk(1), await open_zk(2)
+    await actor.create_topic("before", 1, 1)
+    await quietly()  # the listener's watches are installed, not announced
+    heard: list[tuple[str, int, bool]] = []
+    loop_thread = threading.get_ident()
+    listener.add_partition_listener(
+        lambda t, p: heard.append((t, p, threading.get_ident() == loop_thread))
+    )
+
+    await actor.create_topic("orders", 2, 2)
+    await eventually(lambda: len(heard) == 2, what="heard the new partitions")
+    state, version = await actor.partition_state_with_version("orders", 1)
+    await actor.update_partition_state(
+        "orders", 1, PartitionState(state.leader, 1, (state.leader,)), version
+    )
+    await eventually(lambda: len(heard) == 3, what="heard the update")
+    state, version = await actor.partition_state_with_version("before", 0)
+    await actor.update_partition_state("before", 0, PartitionState(-1, 1, state.isr), version)
+    await eventually(lambda: len(heard) == 4, what="heard the update of an older topic")
+    await actor.delete_topic("orders")
+    await quietly()
+
+    assert sorted(heard[:2]) == [("orders", 0, True), ("orders", 1, True)]
+    assert heard[2:] == [("orders", 1, True), ("before", 0, True)]
+
+
+async def test_partition_watches_follow_a_topic_deleted_and_created_again(open_zk):
+    listener, actor = await open_zk(1), await open_zk(2)
+    heard: list[tuple[str, int]] = []
+    listener.add_partition_listener(lambda t, p: heard.append((t, p)))
+
+    for _ in range(3):
+        await actor.create_topic("orders", 1, 1)
+        await actor.delete_topic("orders")
+    await actor.create_topic("orders", 1, 1)
+    await eventually(lambda: ("orders", 0) in heard, what="heard the last creation")
+    await quietly(1.0)  # the watches settle
+    heard.clear()
+    for epoch in (1, 2):
+        state, version = await actor.partition_state_with_version("orders", 0)
+        await actor.update_partition_state(
+            "orders", 0, PartitionState(-1, epoch, state.isr), version
+        )
+
+        await eventually(lambda: heard == [("orders", 0)], what=f"heard update {epoch}")
+        heard.clear()
+
+
+async def test_a_deleted_topic_leaves_no_watch_behind(open_zk, zookeeper: ZooKeeperProcess):
+    one = await open_zk(1)
+    await quietly()
+    baseline = _watch_count(zookeeper)
+
+    await one.create_topic("orders", 3, 1)
+    await eventually(
+        lambda: _watch_count(zookeeper) == baseline + 4, what="config and 3 states watched"
+    )
+    await one.delete_topic("orders")
+
+    await eventually(lambda: _watch_count(zookeeper) == baseline, what="watches gone")
+
+
+def _watch_count(zookeeper: ZooKeeperProcess) -> int:
+    for line in zookeeper_server.four_letter_word(zookeeper.address, "mntr").splitlines():
+        key, _, value = line.partition("\t")
+        if key == "zk_watch_count":
+            return int(value)
+    raise AssertionError("mntr has no zk_watch_count")
+
+
+async def test_partition_watches_survive_a_session_expiry(open_zk, expire_session):
+    listener, actor = await open_zk(1), await open_zk(2)
+    await actor.create_topic("orders", 1, 1)
+    heard: list[tuple[str, int]] = []
+    listener.add_partition_listener(lambda t, p: heard.append((t, p)))
+    states: list[SessionState] = []
+    listener.add_session_listener(states.append)
+
+    await expire_session(listener)
+    await eventually(lambda: states[-1:] == [SessionState.CONNECTED], what="recovered")
+    state, version = await actor.partition_state_with_version("orders", 0)
+    await actor.update_partition_state("orders", 0, PartitionState(-1, 1, state.isr), version)
+
+    await eventually(lambda: heard == [("orders", 0)], what="heard the update")
+
+
+async def test_a_controller_that_lost_its_session_cannot_write_with_its_epoch(
+    open_zk, expire_session
+):
+    one, two = await open_zk(1), await open_zk(2)
+    await one.create_topic("orders", 1, 1)
+    assert await one.elect_controller()
+    await two.elect_controller()
+    epoch = one.controller_epoch
+    state, version = await one.partition_state_with_version("orders", 0)
+
+    await expire_session(one)
+    await eventually(lambda: two.is_controller, what="two took over")
+
+    with pytest.raises(StaleControllerEpochError, match="no longer the controller"):
+        await one.update_partition_state(
+            "orders", 0, PartitionState(-1, 1, state.isr), version, controller_epoch=epoch
+        )
+    assert await one.partition_state_with_version("orders", 0) == (state, version)
+    # A leader's own write (no controller epoch) is not a controller's: it goes through.
+    await one.update_partition_state("orders", 0, PartitionState(-1, 1, state.isr), version)
+
+
+async def test_the_winner_hears_of_its_election_at_once(open_zk):
+    one = await open_zk(1)
+    heard: list[int | None] = []
+    one.add_controller_listener(heard.append)
+
+    assert await one.elect_controller()
+
+    assert heard == [1]  # before the watch on /controller fires
+
+
 # -- corrupt znodes and an unreachable server ------------------------------------------------
 
 
@@ -400,7 +518,7 @@ async def test_close_ends_the_session_and_is_idempotent(open_zk):
 
 
 def test_without_the_zookeeper_package_the_message_says_what_to_install(tmp_path, monkeypatch):
-    monkeypatch.setattr(zookeeper_process, "ZOOKEEPER_JAR", tmp_path / "zookeeper.jar")
+    monkeypatch.setattr(zookeeper_server, "ZOOKEEPER_JAR", tmp_path / "zookeeper.jar")
 
     with pytest.raises(ZooKeeperNotInstalledError, match="apt-get install zookeeper"):
         ZooKeeperProcess(tmp_path).start()

@@ -3,11 +3,16 @@
 The model mirrors the log's segment layout exactly (roll, retention and read
 rules included), so a state-machine test can compare the two after every step.
 It knows nothing of files: sizes are the byte lengths of the batches appended.
+
+It also keeps the leader-epoch cache as Kafka's ``LeaderEpochFileCache`` would:
+``(epoch, start_offset)`` for each epoch newer than the latest, trimmed from the
+end by truncation and from the start by retention.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from bisect import bisect_right
 from collections.abc import Iterator
 
 from logserver.log import LogConfig
@@ -15,6 +20,7 @@ from logserver.log import LogConfig
 __all__ = ["ExpectedRead", "ModelBatch", "ModelRecord", "ModelSegment", "PartitionLogModel"]
 
 NO_TIMESTAMP = -(2**63)
+UNDEFINED = -1
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -92,6 +98,7 @@ class PartitionLogModel:
         self.segments: list[ModelSegment] = [ModelSegment(0, now_ms)]
         self.log_start_offset = 0
         self.recovery_point = 0
+        self.epochs: list[tuple[int, int]] = []  # (epoch, start offset), both increasing
 
     # -- state ----------------------------------------------------------------------
 
@@ -123,11 +130,16 @@ class PartitionLogModel:
 
     # -- operations -----------------------------------------------------------------
 
+    @property
+    def latest_epoch(self) -> int:
+        return self.epochs[-1][0] if self.epochs else UNDEFINED
+
     def reopen(self, now_ms: int) -> None:
         """After open (clean or not): segments are re-created "now", everything is recovered."""
         for segment in self.segments:
             segment.created_ms = now_ms
         self.recovery_point = self.next_offset
+        self.epochs = [e for e in self.epochs if e[1] < self.next_offset]
 
     def should_roll(self, incoming_bytes: int, now_ms: int, config: LogConfig) -> bool:
         active = self.active
@@ -163,7 +175,31 @@ class PartitionLogModel:
             self.active.batches.append(batch)
             appended.append(batch)
             offset = batch.next_offset
+        if leader_epoch > self.latest_epoch:
+            self.epochs.append((leader_epoch, appended[0].base_offset))
         return appended
+
+    def truncate_to(self, offset: int) -> int | None:
+        """Drop every batch holding ``offset`` or later; the new end, None below the log start.
+
+        The segment holding ``offset`` keeps its batches before that one (possibly
+        none) and becomes the active segment again, with its creation time; every
+        later segment goes.
+        """
+        if offset >= self.next_offset:
+            return self.next_offset
+        if offset < self.log_start_offset:
+            return None
+        i = max(0, bisect_right(self.base_offsets, offset) - 1)
+        del self.segments[i + 1 :]
+        segment = self.segments[i]
+        cut = segment.batch_index(offset)
+        if cut is not None:
+            del segment.batches[cut:]
+        end = self.next_offset
+        self.recovery_point = min(self.recovery_point, end)
+        self.epochs = [e for e in self.epochs if e[1] < end]
+        return end
 
     def flush(self, offset: int | None) -> None:
         target = self.next_offset if offset is None else min(offset, self.next_offset)
@@ -189,7 +225,15 @@ class PartitionLogModel:
             del self.segments[: len(doomed)]
             self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
             self.recovery_point = max(self.recovery_point, self.log_start_offset)
+            self._trim_epochs_from_start(self.log_start_offset)
         return doomed
+
+    def _trim_epochs_from_start(self, start: int) -> None:
+        """Kafka's ``truncateFromStart``: the last epoch starting at or before ``start``
+        now starts at ``start``; the ones before it go."""
+        before = [e for e in self.epochs if e[1] <= start]
+        if before:
+            self.epochs = [(before[-1][0], start), *self.epochs[len(before) :]]
 
     # -- queries --------------------------------------------------------------------
 
@@ -258,6 +302,15 @@ class PartitionLogModel:
         if config.retention_ms >= 0 and len(self.segments) > 1:
             edges.append(self.segments[0].largest_timestamp + config.retention_ms)
         return edges
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """OffsetsForLeaderEpoch: the largest epoch at or below ``epoch`` and where it ends."""
+        older = [i for i, (e, _) in enumerate(self.epochs) if e <= epoch]
+        if not older:
+            return UNDEFINED, UNDEFINED
+        i = older[-1]
+        end = self.epochs[i + 1][1] if i + 1 < len(self.epochs) else self.next_offset
+        return self.epochs[i][0], end
 
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """``(offset, timestamp)`` of the first retained record at or after ``timestamp``."""

@@ -2,8 +2,9 @@
 
 Appends (random codecs, sizes, leader epochs, and timestamps that may go
 backwards), rolls, clock moves, retention changes, reads, timestamp lookups,
-flushes, clean and crash reopens, all checked after every step against an
-in-memory model that mirrors the segment layout exactly.
+flushes, truncations (``truncate_to``), clean and crash reopens, all checked
+after every step against an in-memory model that mirrors the segment layout
+and the leader-epoch cache exactly.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from client.errors import OffsetOutOfRangeError, RecordBatchTooLargeError
 from client.record import Record
 from logserver.log import FileSlice, LogConfig, PartitionLog
+from segment_tools.verify import verify_directory
 from tests.support.batches import make_batch
 from tests.support.clock import FakeClock
 from tests.support.log_model import ExpectedRead, ModelRecord, PartitionLogModel
@@ -251,6 +253,33 @@ class PartitionLogMachine(RuleBasedStateMachine):
         assert [(d.base_offset, d.size_bytes, d.reason) for d in deleted] == expected
 
     @rule(data=st.data())
+    def truncate(self, data: st.DataObject) -> None:
+        """``truncate_to`` anywhere: inside a batch, at a batch or segment edge, or out of range.
+
+        Then one read at the new end (nothing there) and one just before it.
+        """
+        model = self.model
+        start, end = model.log_start_offset, model.next_offset
+        edges = sorted(
+            {o for s in model.segments for b in s.batches for o in (b.base_offset, b.last_offset)}
+            | {s.base_offset for s in model.segments}
+            | {start, end, end + 1, start - 1}
+        )
+        offset = data.draw(
+            st.sampled_from(edges) | st.integers(max(start - 3, -1), end + 3), label="offset"
+        )
+        expected = model.truncate_to(offset)
+        if expected is None:
+            with pytest.raises(OffsetOutOfRangeError):
+                self.plog.truncate_to(offset)
+            return
+        assert self.plog.truncate_to(offset) == expected
+        assert expected <= max(offset, model.log_start_offset)
+        assert self.plog.read(expected, 1 << 20) is None
+        if expected > model.log_start_offset:
+            self._check_read(expected - 1, 1 << 20, None)
+
+    @rule(data=st.data())
     def flush(self, data: st.DataObject) -> None:
         offset = data.draw(st.none() | st.integers(0, self.model.next_offset + 3), label="offset")
         self.plog.flush(offset)
@@ -321,6 +350,13 @@ class PartitionLogMachine(RuleBasedStateMachine):
     @rule(full_recovery=st.booleans())
     def clean_reopen(self, full_recovery: bool) -> None:
         self.plog.close()
+        result = verify_directory(self.directory)  # what segment-tools verify checks
+        assert result.ok, [str(p) for p in result.problems]
+        assert not result.warnings, result.warnings
+        assert (result.log_start_offset, result.log_end_offset) == (
+            self.model.log_start_offset,
+            self.model.next_offset,
+        )
         report = self._reopen(full_recovery=full_recovery).recovery_report
         assert report.clean_shutdown is not full_recovery
         assert not report.lost_data, report.describe()
@@ -350,6 +386,14 @@ class PartitionLogMachine(RuleBasedStateMachine):
         assert log.log_start_offset == model.log_start_offset
         assert log.log_end_offset == model.next_offset
         assert log.recovery_point == model.recovery_point
+
+    @invariant()
+    def leader_epochs_match(self) -> None:
+        """The epoch cache, and OffsetsForLeaderEpoch for every epoch in play."""
+        log, model = self.plog, self.model
+        assert [(e.epoch, e.start_offset) for e in log.leader_epochs.entries] == model.epochs
+        for epoch in range(-2, 8):
+            assert tuple(log.end_offset_for_epoch(epoch)) == model.end_offset_for_epoch(epoch)
 
     @invariant()
     def segments_match(self) -> None:
