@@ -747,9 +747,7 @@ def test_random_appends_truncations_and_restarts_keep_the_epochs_right(steps):
                     offset = max(offset, 0)
                     model.truncate(offset)
                     assert log.truncate_to(offset) == model.end
-                elif kind == "clean":
-                    pass
-                else:
+                else:  # reopen: clean, after a crash, or after a crash that tore a batch
                     if a == "clean":
                         log.close()
                     else:
