@@ -35,6 +35,7 @@ from client.record.layout import (
     NO_PARTITION_LEADER_EPOCH,
     STAMP,
     STAMP_SIZE,
+    BatchHeader,
     BytesLike,
 )
 from client.record.validation import check_single_batch
@@ -281,8 +282,8 @@ class PartitionLog:
                 f"{total} bytes of batches exceed segment.bytes={config.segment_bytes}"
             )
 
-    def _append_many(self, view: memoryview, leader_epoch: int | None) -> AppendInfo:
-        """Several batches, or one that ``check_single_batch`` refused (and will raise here)."""
+    def _checked_headers(self, view: memoryview) -> list[BatchHeader]:
+        """Every batch in ``view`` checked (length, magic, CRC, sizes), or the error raised."""
         total = view.nbytes
         if total == 0:
             raise InvalidRecordError(f"{self.directory}: append of zero bytes")
@@ -293,6 +294,12 @@ class PartitionLog:
             headers.append(header)
             position += header.batch_length + LOG_OVERHEAD
         self._check_sizes([h.batch_length + LOG_OVERHEAD for h in headers], total)
+        return headers
+
+    def _append_many(self, view: memoryview, leader_epoch: int | None) -> AppendInfo:
+        """Several batches, or one that ``check_single_batch`` refused (and will raise here)."""
+        headers = self._checked_headers(view)
+        total = view.nbytes
         epoch = NO_PARTITION_LEADER_EPOCH if leader_epoch is None else leader_epoch
         in_place = not view.readonly
 
@@ -339,16 +346,8 @@ class PartitionLog:
         answer OffsetsForLeaderEpoch once it leads.
         """
         view = data if type(data) is memoryview else memoryview(data)
+        headers = self._checked_headers(view)
         total = view.nbytes
-        if total == 0:
-            raise InvalidRecordError(f"{self.directory}: append of zero bytes")
-        headers = []
-        position = 0
-        while position < total:
-            header = check_batch(view, position, total)
-            headers.append(header)
-            position += header.batch_length + LOG_OVERHEAD
-        self._check_sizes([h.batch_length + LOG_OVERHEAD for h in headers], total)
         with self._lock:
             self._check_writable()
             first_offset = expected = self._next_offset
