@@ -9,7 +9,6 @@ a coordinator notification.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +55,7 @@ class Broker:
             max_wait_ms=config.replica_fetch_wait_max_ms,
         )
         self.controller: Any = None  # logserver.controller.Controller in cluster mode
+        self.controller_id = config.broker_id  # standalone: always this broker
         self.topics: dict[str, TopicAssignment] = {}
         self.partition_states: dict[tuple[str, int], PartitionState] = {}
         self.brokers: list[BrokerInfo] = []
@@ -108,7 +108,9 @@ class Broker:
                 broker_id=self.broker_id,
                 unclean_leader_election=self.config.unclean_leader_election_enable,
             )
+            self.coordinator.add_controller_listener(self._on_controller_change)
             await self.controller.start()
+            self.controller_id = await self.coordinator.controller_id()
         self._spawn(self._isr_loop(), "isr-maintenance")
         self._spawn(self._retention_loop(), "retention")
         self._spawn(self._flush_loop(), "flusher")
@@ -127,9 +129,8 @@ class Broker:
             await self.controller.close()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # A task that failed was logged when it did; stopping must not fail because of it.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self.executor, self.logs.close)
@@ -171,6 +172,9 @@ class Broker:
 
     def _on_partition_change(self, topic: str, partition: int) -> None:
         self._spawn(self.sync_partition(topic, partition), f"sync-{topic}-{partition}")
+
+    def _on_controller_change(self, controller_id: int | None) -> None:
+        self.controller_id = -1 if controller_id is None else controller_id
 
     def _on_brokers_change(self, broker_ids: tuple[int, ...]) -> None:
         self._spawn(self._refresh_brokers(), "refresh-brokers")
@@ -223,9 +227,12 @@ class Broker:
                     continue
                 now = now_ms()
                 new_isr = leader.isr - leader.laggards(now, self.config.replica_lag_time_max_ms)
-                new_isr |= leader.expandable()
+                new_isr |= leader.expandable(now, self.config.replica_lag_time_max_ms)
                 if new_isr != leader.isr:
-                    await self._change_isr(tp, new_isr)
+                    try:
+                        await self._change_isr(tp, new_isr)
+                    except LogServerError as exc:  # ZooKeeper away: try again next round
+                        log.info("%s-%d: ISR change deferred: %s", tp[0], tp[1], exc)
 
     async def _change_isr(self, tp: tuple[str, int], isr: frozenset[int]) -> None:
         found = await self.coordinator.partition_state_with_version(*tp)

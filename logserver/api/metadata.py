@@ -103,5 +103,5 @@ def _response(broker: Broker, names: list[str], errors: dict[str, LogServerError
                 )
         topics.append([name, 0, partitions])
     brokers = [[b.broker_id, b.host, b.port, b.rack] for b in broker.brokers]
-    controller = broker.broker_id if broker.coordinator.mode == "standalone" else -1
+    controller = broker.controller_id
     return Response({"brokers": brokers, "controller_id": controller, "topics": topics})

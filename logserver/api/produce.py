@@ -18,6 +18,7 @@ from client.errors import (
     InvalidRequestError,
     InvalidRequiredAcksError,
     LogServerError,
+    NotEnoughReplicasAfterAppendError,
     NotEnoughReplicasError,
     RequestTimedOutError,
     StorageError,
@@ -50,7 +51,7 @@ def handle_produce(broker: Broker, body: dict[str, Any], tail: memoryview) -> An
     results: list[list[Any]] = []
     to_flush: list[PartitionLog] = []
     # acks=all: (result row, leader state, offset the high watermark must reach)
-    to_replicate: list[tuple[list[Any], LeaderState, int]] = []
+    to_replicate: list[tuple[list[Any], LeaderState, int, int]] = []
     logs = broker.logs
     replicas = broker.replicas
     notify = broker.notifier.notify
@@ -68,10 +69,11 @@ def handle_produce(broker: Broker, body: dict[str, Any], tail: memoryview) -> An
             tp = (topic, partition)
             try:
                 leader = replicas.require_leader(tp)
-                if acks == -1 and len(leader.isr) < broker.min_insync_replicas(topic):
+                min_isr = broker.min_insync_replicas(topic) if acks == -1 else 0
+                if len(leader.isr) < min_isr:
                     raise NotEnoughReplicasError(
                         f"{topic}-{partition}: {len(leader.isr)} in-sync replica(s), "
-                        f"min.insync.replicas is {broker.min_insync_replicas(topic)}"
+                        f"min.insync.replicas is {min_isr}"
                     )
                 info = partition_log.append(chunk, leader_epoch=broker.leader_epoch(*tp))
             except LogServerError as exc:
@@ -83,8 +85,8 @@ def handle_produce(broker: Broker, body: dict[str, Any], tail: memoryview) -> An
                 to_flush.append(partition_log)
             row = [partition, 0, info.first_offset, partition_log.log_start_offset, None]
             out.append(row)
-            if acks == -1 and leader.high_watermark <= info.last_offset:
-                to_replicate.append((row, leader, info.last_offset + 1))
+            if acks == -1:
+                to_replicate.append((row, leader, info.last_offset + 1, min_isr))
         results.append([topic, out])
     if to_flush or to_replicate:
         timeout_ms = body.get("timeout_ms", 30_000)
@@ -121,7 +123,7 @@ def _split_tail(
 async def _complete_then_answer(
     broker: Broker,
     logs: list[PartitionLog],
-    to_replicate: list[tuple[list[Any], LeaderState, int]],
+    to_replicate: list[tuple[list[Any], LeaderState, int, int]],
     results: list[list[Any]],
     acks: int,
     timeout_ms: Any,
@@ -131,9 +133,9 @@ async def _complete_then_answer(
     loop = asyncio.get_running_loop()
     if to_replicate:
         wait_s = (timeout_ms if type(timeout_ms) is int and timeout_ms >= 0 else 30_000) / 1000
-        waits = [leader.wait_for(offset) for _, leader, offset in to_replicate]
+        waits = [leader.wait_for(offset) for _, leader, offset, _ in to_replicate]
         await asyncio.wait(waits, timeout=wait_s)
-        for (row, _, offset), wait in zip(to_replicate, waits, strict=True):
+        for (row, leader, offset, min_isr), wait in zip(to_replicate, waits, strict=True):
             if not wait.done():
                 wait.cancel()
                 row[1], row[4] = (
@@ -147,6 +149,13 @@ async def _complete_then_answer(
                 error = wait.exception()
                 row[1] = getattr(error, "code", -1)
                 row[4] = getattr(error, "message", str(error))
+            elif len(leader.isr) < min_isr:
+                # Written, but the ISR shrank below the minimum meanwhile (Kafka's rule).
+                row[1] = NotEnoughReplicasAfterAppendError.code
+                row[4] = (
+                    f"{len(leader.isr)} in-sync replica(s) after the append, "
+                    f"min.insync.replicas is {min_isr}"
+                )
     failures: dict[str, str] = {}
     for partition_log in logs:
         try:

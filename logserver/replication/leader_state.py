@@ -63,12 +63,17 @@ class LeaderState:
             state.last_caught_up_ms = now_ms
         return self.update_high_watermark()
 
-    def expandable(self) -> set[int]:
-        """Followers outside the ISR that have reached the high watermark (to add)."""
+    def expandable(self, now_ms: int, max_lag_ms: int) -> set[int]:
+        """Followers outside the ISR that fetch from this leader, reached the high watermark
+        and caught up lately (to add). A dead follower whose last position happens to equal
+        the high watermark of an idle partition is not one of them."""
         return {
             r
             for r, s in self.followers.items()
-            if r not in self.isr and s.log_end_offset >= self.high_watermark
+            if r not in self.isr
+            and s.last_fetch_ms > 0
+            and s.log_end_offset >= self.high_watermark
+            and now_ms - s.last_caught_up_ms <= max_lag_ms
         }
 
     def laggards(self, now_ms: int, max_lag_ms: int) -> set[int]:
