@@ -9,6 +9,9 @@ from the call. CreateTopics' and DeleteTopics' per-topic answers come from the
 coordinator and are final, so only their transport failures are retried (a
 create retried after a lost response may then report TOPIC_ALREADY_EXISTS, as
 in Kafka). Every failure is raised as its ``client.errors`` class.
+
+ElectLeaders goes to the controller that Metadata names (to each broker in
+turn while it names none); ``NOT_CONTROLLER`` is retried like stale metadata.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from client.admin_types import (
 from client.cluster import Cluster
 from client.errors import (
     LogServerError,
+    NetworkError,
+    NotControllerError,
     UnknownTopicOrPartitionError,
     error_class_for_code,
     error_for_code,
@@ -242,10 +247,65 @@ class Admin:
         body = {"topics": [], "allow_auto_topic_creation": False}
         reply = await self._with_retries(self._to_any(ApiKey.METADATA, body))
         brokers = sorted(
-            BrokerDescription(b[0], b[1], b[2], b[3] if len(b) > 3 else None)
-            for b in reply["brokers"]
+            (
+                BrokerDescription(b[0], b[1], b[2], b[3] if len(b) > 3 else None)
+                for b in reply["brokers"]
+            ),
+            key=lambda b: b.broker_id,
         )
         return ClusterDescription(tuple(brokers), reply["controller_id"])
+
+    async def describe_topics(
+        self, names: Iterable[str] | None = None
+    ) -> dict[str, TopicDescription]:
+        """Leader, replicas and ISR of every partition of ``names`` (default: every topic).
+
+        One Metadata request and no ListOffsets, so the descriptions' offsets are
+        None: what a health check (under-replicated partitions) needs, cheap even
+        while a leader is down. Raises ``UnknownTopicOrPartitionError`` when a
+        topic named does not exist.
+        """
+        wanted = None if names is None else sorted(set(names))
+        body = {"topics": wanted, "allow_auto_topic_creation": False}
+        reply = await self._with_retries(self._to_any(ApiKey.METADATA, body))
+        described = {}
+        for name, error, partitions in reply["topics"]:
+            if error:
+                raise response_error(error, f"topic {name!r} does not exist")
+            described[name] = TopicDescription(
+                name,
+                tuple(
+                    PartitionDescription(p[0], p[2], p[3], tuple(p[4]), tuple(p[5]), None, None)
+                    for p in sorted(partitions)
+                ),
+            )
+        return dict(sorted(described.items()))
+
+    async def elect_leaders(
+        self, topics: Iterable[str] | None = None
+    ) -> dict[TopicPartition, LogServerError | None]:
+        """Give each partition (of ``topics``, default every topic) back to its preferred leader.
+
+        The preferred leader is the partition's first replica. Per partition:
+        None (elected), ``ElectionNotNeededError`` (it leads already),
+        ``PreferredLeaderNotAvailableError`` (it is dead or out of the ISR),
+        ``UnknownTopicOrPartitionError`` (a topic that does not exist appears as
+        partition -1), or another error of the controller's. The request goes to
+        the controller that Metadata names (each broker in turn while none is
+        named); ``NOT_CONTROLLER`` or a lost connection refreshes and retries.
+        """
+        wanted = None if topics is None else [[t, None] for t in dict.fromkeys(topics)]
+        body = {"topics": wanted}
+
+        async def elect(timeout_ms: int) -> dict[str, Any]:
+            return await self._to_controller(ApiKey.ELECT_LEADERS, body, timeout_ms)
+
+        reply = await self._with_retries(elect)
+        results: dict[TopicPartition, LogServerError | None] = {}
+        for topic, partition, error, message in reply["results"]:
+            tp = TopicPartition(topic, partition)
+            results[tp] = response_error(error, message) if error else None
+        return results
 
     # -- internals --------------------------------------------------------------------
 
@@ -263,6 +323,30 @@ class Admin:
 
         return send
 
+    async def _to_controller(
+        self, api_key: ApiKey, body: dict[str, Any], timeout_ms: int
+    ) -> dict[str, Any]:
+        """Send to the controller Metadata names; while it names none, to each broker in turn."""
+        metadata = {"topics": [], "allow_auto_topic_creation": False}
+        found = await self._to_any(ApiKey.METADATA, metadata)(timeout_ms)
+        brokers = {b[0]: (b[1], b[2]) for b in found["brokers"]}
+        controller = found["controller_id"]
+        candidates = [controller] if controller in brokers else sorted(brokers)
+        if not candidates:
+            raise NotControllerError("the cluster metadata names no broker")
+        last: LogServerError | None = None
+        for broker_id in candidates:
+            host, port = brokers[broker_id]
+            try:
+                connection = await self._cluster.connection_to(host, port, broker_id)
+                reply, _ = await connection.request(api_key, body, timeout_ms=timeout_ms)
+            except (NotControllerError, NetworkError) as exc:
+                last = exc
+                continue
+            return reply
+        assert last is not None
+        raise last
+
     async def _with_retries(self, attempt: Callable[[int], Awaitable[T]]) -> T:
         """Run ``attempt(timeout_ms)``, retrying ``invalid_metadata`` errors within the deadline."""
         self._check_open()
@@ -277,7 +361,7 @@ class Admin:
                 return await attempt(remaining_ms)
             except LogServerError as exc:
                 if (
-                    not exc.invalid_metadata
+                    not (exc.invalid_metadata or isinstance(exc, NotControllerError))
                     or tries >= _MAX_ATTEMPTS
                     or loop.time() + delay >= deadline
                 ):

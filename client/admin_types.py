@@ -66,3 +66,11 @@ class BrokerDescription:
 class ClusterDescription:
     brokers: tuple[BrokerDescription, ...]  # in id order
     controller_id: int  # -1 when the answering broker does not know it
+
+    @property
+    def controller(self) -> BrokerDescription | None:
+        """The controller among ``brokers``; None when it is not known."""
+        for broker in self.brokers:
+            if broker.broker_id == self.controller_id:
+                return broker
+        return None

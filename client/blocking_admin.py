@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from client.admin import Admin, OffsetSpec
 from client.admin_types import ClusterDescription, ConfigEntry, TopicDescription
+from client.errors import LogServerError
 from client.loop_thread import LoopThread
 from client.topic_partition import OffsetAndTimestamp, TopicPartition
 
@@ -100,3 +101,13 @@ class BlockingAdmin:
 
     def describe_cluster(self) -> ClusterDescription:
         return self._loop().run(self._admin.describe_cluster())
+
+    def describe_topics(self, names: Iterable[str] | None = None) -> dict[str, TopicDescription]:
+        wanted = None if names is None else tuple(names)
+        return self._loop().run(self._admin.describe_topics(wanted))
+
+    def elect_leaders(
+        self, topics: Iterable[str] | None = None
+    ) -> dict[TopicPartition, LogServerError | None]:
+        wanted = None if topics is None else tuple(topics)
+        return self._loop().run(self._admin.elect_leaders(wanted))

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from client.cli import consume, produce, topic
+from client.cli import cluster, consume, produce, topic
 from client.cluster import parse_bootstrap
 from client.errors import LogServerError
 
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     topic.add_parser(commands, common)
     produce.add_parser(commands, common)
     consume.add_parser(commands, common)
+    cluster.add_parser(commands, common)
     return parser
 
 

@@ -3,7 +3,10 @@
 Flags follow ``kafka-topics.sh`` and ``kafka-configs.sh``: ``--partitions``,
 ``--replication-factor``, ``--config key=value`` (repeatable) and
 ``--delete-config key``. Output is plain text, one line per item, so it
-greps and pipes.
+greps and pipes. ``describe --under-replicated`` (with or without a NAME) prints
+only the partitions whose ISR is smaller than their replica list, one line each
+and nothing else, and exits 0 either way: a check to run between the steps of a
+rolling restart.
 """
 
 from __future__ import annotations
@@ -11,12 +14,12 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from client.admin import Admin
 from client.admin_types import ConfigEntry, TopicDescription
 
-__all__ = ["add_parser", "describe_table", "parse_config"]
+__all__ = ["add_parser", "describe_table", "parse_config", "under_replicated_lines"]
 
 
 def parse_config(text: str) -> tuple[str, str]:
@@ -63,8 +66,16 @@ def add_parser(
     describe = verbs.add_parser(
         "describe", parents=[common], help="partitions, leaders, offsets and overrides"
     )
-    describe.add_argument("name", metavar="NAME")
-    describe.set_defaults(run=_describe)
+    describe.add_argument(
+        "name", metavar="NAME", nargs="?", help="optional with --under-replicated: all topics"
+    )
+    describe.add_argument(
+        "--under-replicated",
+        action="store_true",
+        help="only partitions whose ISR is smaller than their replica list, one line each "
+        "(nothing when there are none; exit status 0 either way)",
+    )
+    describe.set_defaults(run=_describe, check=functools.partial(_check_describe, describe))
 
     delete = verbs.add_parser("delete", parents=[common], help="delete a topic and its data")
     delete.add_argument("name", metavar="NAME")
@@ -85,6 +96,11 @@ def add_parser(
         help="remove an override (the broker default applies again)",
     )
     alter.set_defaults(run=_alter, check=functools.partial(_check_alter, alter))
+
+
+def _check_describe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.name is None and not args.under_replicated:
+        parser.error("topic describe needs NAME (or --under-replicated, for every topic)")
 
 
 def _check_alter(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -119,10 +135,20 @@ async def _list(args: argparse.Namespace) -> int:
 
 
 async def _describe(args: argparse.Namespace) -> int:
+    if args.under_replicated:
+        return await _under_replicated(args)
     async with Admin(args.bootstrap_server, client_id="logctl") as admin:
         description = await admin.describe_topic(args.name)
         configs = await admin.describe_configs(args.name)
     for line in describe_table(description, configs):
+        _say(line)
+    return 0
+
+
+async def _under_replicated(args: argparse.Namespace) -> int:
+    async with Admin(args.bootstrap_server, client_id="logctl") as admin:
+        described = await admin.describe_topics(None if args.name is None else [args.name])
+    for line in under_replicated_lines(described.values()):
         _say(line)
     return 0
 
@@ -162,6 +188,22 @@ def describe_table(description: TopicDescription, configs: dict[str, ConfigEntry
             ]
         )
     return lines + _aligned(rows)
+
+
+def under_replicated_lines(descriptions: Iterable[TopicDescription]) -> list[str]:
+    """``Topic: T<tab>Partition: P<tab>Leader: L<tab>Replicas: …<tab>Isr: …`` for each
+    partition whose ISR is smaller than its replica list, like ``kafka-topics.sh
+    --describe --under-replicated-partitions``; nothing else, not even a header."""
+    lines = []
+    for description in descriptions:
+        for p in description.partitions:
+            if len(p.isr) < len(p.replicas):
+                lines.append(
+                    f"Topic: {description.name}\tPartition: {p.partition}\t"
+                    f"Leader: {'none' if p.leader < 0 else p.leader}\t"
+                    f"Replicas: {_ids(p.replicas)}\tIsr: {_ids(p.isr)}"
+                )
+    return lines
 
 
 def _ids(ids: Sequence[int]) -> str:

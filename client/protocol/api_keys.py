@@ -28,6 +28,7 @@ class ApiKey(enum.IntEnum):
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
     DELETE_GROUPS = 42
+    ELECT_LEADERS = 43
 
 
 # The (min, max) versions this code speaks; the broker answers ApiVersions with
@@ -43,4 +44,5 @@ SUPPORTED_VERSIONS: dict[ApiKey, tuple[int, int]] = {
     ApiKey.DESCRIBE_CONFIGS: (0, 0),
     ApiKey.ALTER_CONFIGS: (0, 0),
     ApiKey.OFFSETS_FOR_LEADER_EPOCH: (0, 0),
+    ApiKey.ELECT_LEADERS: (0, 0),
 }

@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from client.errors import InvalidRequestError, LogServerError, UnsupportedVersionError
 from client.protocol import SUPPORTED_VERSIONS, ApiKey, RequestHeader
-from logserver.api import admin, configs, fetch, leader_epochs, list_offsets, metadata, produce
+from logserver.api import (
+    admin,
+    configs,
+    elect_leaders,
+    fetch,
+    leader_epochs,
+    list_offsets,
+    metadata,
+    produce,
+)
 from logserver.network.connection import HandlerResult
 from logserver.network.response import Response
 
@@ -42,6 +51,7 @@ _HANDLERS: dict[int, Handler] = {
     ApiKey.FETCH: fetch.handle_fetch,
     ApiKey.LIST_OFFSETS: list_offsets.handle_list_offsets,
     ApiKey.OFFSETS_FOR_LEADER_EPOCH: leader_epochs.handle_offsets_for_leader_epoch,
+    ApiKey.ELECT_LEADERS: elect_leaders.handle_elect_leaders,
 }
 
 _BODY_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)

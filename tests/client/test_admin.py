@@ -13,6 +13,7 @@ from client.admin import Admin, response_error
 from client.admin_types import BrokerDescription, ConfigEntry, PartitionDescription
 from client.blocking_admin import BlockingAdmin
 from client.errors import (
+    ElectionNotNeededError,
     InvalidConfigurationError,
     InvalidPartitionsError,
     InvalidReplicationFactorError,
@@ -249,6 +250,52 @@ async def test_describe_cluster(broker, admin):
     assert cluster.controller_id == 0
 
 
+async def test_describe_cluster_names_the_controller(broker, admin):
+    cluster = await admin.describe_cluster()
+
+    assert cluster.controller == BrokerDescription(0, broker.host, broker.port, None)
+
+
+async def test_describe_topics_gives_replicas_and_isr_without_offsets(admin, name):
+    await admin.create_topic(f"{name}.a", 2, 1)
+    await admin.create_topic(f"{name}.b", 1, 1)
+
+    named = await admin.describe_topics([f"{name}.b", f"{name}.a", f"{name}.b"])
+    everything = await admin.describe_topics()
+
+    assert list(named) == [f"{name}.a", f"{name}.b"]
+    assert named[f"{name}.a"].partitions == tuple(
+        PartitionDescription(p, 0, 0, (0,), (0,), None, None) for p in range(2)
+    )
+    assert everything[f"{name}.b"] == named[f"{name}.b"]
+    assert list(everything) == sorted(everything)
+    assert await admin.describe_topics([]) == {}
+    with pytest.raises(UnknownTopicOrPartitionError, match="does not exist"):
+        await admin.describe_topics([f"{name}.a", f"{name}.missing"])
+
+
+async def test_elect_leaders_on_a_standalone_broker_is_never_needed(admin, name):
+    await admin.create_topic(name, 2, 1)
+
+    mine = await admin.elect_leaders([name])
+    everything = await admin.elect_leaders()
+
+    assert set(mine) == {TopicPartition(name, 0), TopicPartition(name, 1)}
+    assert all(isinstance(error, ElectionNotNeededError) for error in mine.values())
+    assert set(mine) <= set(everything)
+    assert all(isinstance(error, ElectionNotNeededError) for error in everything.values())
+
+
+async def test_elect_leaders_reports_unknown_topics_as_partition_minus_one(admin, name):
+    await admin.create_topic(name, 1, 1)
+
+    results = await admin.elect_leaders([name, f"{name}.missing"])
+
+    assert set(results) == {TopicPartition(name, 0), TopicPartition(f"{name}.missing", -1)}
+    assert isinstance(results[TopicPartition(f"{name}.missing", -1)], UnknownTopicOrPartitionError)
+    assert await admin.elect_leaders([]) == {}
+
+
 async def test_no_broker_fails_within_the_request_timeout():
     started = time.monotonic()
 
@@ -345,3 +392,14 @@ async def test_blocking_admin_works_from_a_thread_while_a_loop_runs(broker, name
             return admin.list_topics()
 
     assert name in await asyncio.to_thread(in_thread)
+
+
+def test_blocking_admin_elects_leaders_and_describes_topics(broker, name):
+    with BlockingAdmin(broker.address) as admin:
+        admin.create_topic(name, 1, 1)
+        elected = admin.elect_leaders(iter([name]))
+        described = admin.describe_topics(iter([name]))
+
+    assert list(elected) == [TopicPartition(name, 0)]
+    assert isinstance(elected[TopicPartition(name, 0)], ElectionNotNeededError)
+    assert described[name].partitions == (PartitionDescription(0, 0, 0, (0,), (0,), None, None),)
