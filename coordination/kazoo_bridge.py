@@ -261,11 +261,14 @@ class ZnodeWatch:
     deleted topic. This one calls ``func(data, stat, first)`` after its first
     read and after every change, and ``func(None, None, first)`` once when it
     finds the znode missing, then stops; ``func`` returning False, or
-    ``stop()``, stops it too. After a session expiry (kazoo drops every watch)
-    it reads again, and calls ``func`` only if the znode changed meanwhile.
+    ``stop()``, stops it too. Its owner calls ``refresh()`` once the
+    connection is back (after a session expiry kazoo drops every watch): it
+    reads again, and calls ``func`` only if the znode changed meanwhile.
 
     It never blocks: reads are asynchronous and ``func`` runs on kazoo's
     completion thread, one call at a time (``ready`` is set after the first).
+    Never start a read from kazoo's connection thread (a state listener): it
+    wakes that thread through a socket whose buffer it alone drains.
     """
 
     def __init__(
@@ -280,29 +283,21 @@ class ZnodeWatch:
         self._func = func
         self._stopped = False
         self._mzxid: int | None = None
-        client.add_listener(self._session_changed)
-        self._read()
+        self.refresh()
 
     def stop(self) -> None:
         """No more calls (one already running finishes); the server's watch fires unheard."""
-        if self._stopped:
-            return
         self._stopped = True
         self.ready.set()
-        self._client.remove_listener(self._session_changed)
 
-    def _read(self) -> None:
+    def refresh(self) -> None:
+        """Read (and watch) the znode again."""
         if not self._stopped:
             self._client.get_async(self.path, watch=self._watched).rawlink(self._got)
 
     def _watched(self, event: WatchedEvent) -> None:
-        if event.type != EventType.NONE:  # NONE: the session went, _session_changed reads again
-            self._read()
-
-    def _session_changed(self, state: str) -> None:
-        # kazoo's connection thread: only start a read (it does not block)
-        if state == KazooState.CONNECTED:
-            self._read()
+        if event.type != EventType.NONE:  # NONE: the session went; the owner refreshes
+            self.refresh()
 
     def _got(self, result: Any) -> None:
         # kazoo's completion thread: results arrive in the order the reads were sent
@@ -313,7 +308,7 @@ class ZnodeWatch:
         except NoNodeError:
             data, stat = None, None
         except (ConnectionLoss, SessionExpiredError):
-            return  # read again once connected (_session_changed)
+            return  # read again once connected (the owner refreshes)
         except KazooException as exc:
             log.warning("watch on %s: cannot read it: %s", self.path, _describe(exc))
             return
@@ -395,6 +390,7 @@ class TopicWatcher:
     def start(self) -> None:
         """Install the watches and wait for their first reads (blocking)."""
         ChildrenWatch(self._client, TOPICS, self._children_changed)
+        self._client.add_listener(self._session_changed)
         with self._lock:
             pending = [w for record in self._watches.values() for w in record.watches]
         deadline = time.monotonic() + self._timeout_s
@@ -403,11 +399,36 @@ class TopicWatcher:
                 raise KazooTimeoutError(f"no first read of {watch.path} within the timeout")
 
     def stop(self) -> None:
+        self._client.remove_listener(self._session_changed)
         with self._lock:
             self._stopped = True
             for record in self._watches.values():
                 self._stop_watches(record)
             self._watches.clear()
+
+    def _session_changed(self, state: str) -> None:
+        # kazoo's connection thread: hand the work to a thread of its own
+        if state == KazooState.CONNECTED and not self._stopped:
+            self._client.handler.spawn(self._resync)
+
+    def _resync(self) -> None:
+        """After a reconnection, read the topic list and every watched znode again.
+
+        A topic whose watches could not be set up while the connection was down
+        is watched now (the ChildrenWatch reads the list again too, but does
+        not call back when it did not change), and the watches kazoo dropped
+        with an expired session are set again.
+        """
+        try:
+            children = self._client.get_children_async(TOPICS).get(timeout=self._timeout_s)
+        except (KazooException, KazooTimeoutError) as exc:
+            log.warning("cannot read the topic list again after reconnecting: %s", exc)
+            return
+        self._children_changed(children)
+        with self._lock:
+            watches = [w for record in self._watches.values() for w in record.watches]
+        for watch in watches:
+            watch.refresh()
 
     def _children_changed(self, children: list[str]) -> bool | None:
         # the caller's thread in start(), kazoo's callback thread after
@@ -490,12 +511,17 @@ class TopicWatcher:
         except NoNodeError:
             return  # deleted already (then the watches say so), or written by another tool
         except (KazooException, KazooTimeoutError) as exc:  # kazoo's thread must go on
+            # Forget the topic for now: the topic list is read again when the connection
+            # is back (ChildrenWatch does), and this topic then watched afresh.
             log.warning(
-                "topic %r: cannot list its partitions to watch their state (%s); its "
-                "leader and ISR changes will not be announced",
+                "topic %r: cannot list its partitions to watch their state (%s); trying "
+                "again once reconnected",
                 record.name,
                 _describe(exc),
             )
+            self._stop_watches(record)
+            if self._watches.get(record.name) is record:
+                del self._watches[record.name]
             return
         for partition in sorted(int(n) for n in names if n.isdigit()):
             callback = partial(self._state_changed, record, partition, report)

@@ -83,6 +83,7 @@ _BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 TopicPartition = tuple[str, int]
 _T = TypeVar("_T")
+_I = TypeVar("_I")
 
 
 # -- the rules ---------------------------------------------------------------------------------
@@ -176,7 +177,8 @@ class Controller:
         self.unclean_leader_election = unclean_leader_election
         self.leader_imbalance_check_interval_s = leader_imbalance_check_interval_s
         self.offline_partitions: set[TopicPartition] = set()
-        """Partitions without a leader, as of the last reconciliation that looked at them."""
+        """Partitions without a leader, as of the last reconciliation that looked at them
+        (for the offline-partitions metric; meaningful on the controller only)."""
         self._lock = asyncio.Lock()  # one pass at a time: reconcile, preferred election
         self._wake = asyncio.Event()
         self._full_pending = False
@@ -215,8 +217,12 @@ class Controller:
         if interval:
             task = asyncio.create_task(self._balance(interval), name="controller-preferred")
             self._tasks.append(task)
-        if await coordinator.elect_controller():
-            self._request()
+        try:
+            if await coordinator.elect_controller():
+                self._request()
+        except CoordinatorNotAvailableError as exc:
+            # Still a candidate: the coordinator stands again once it is reachable.
+            log.warning("broker %d: cannot stand for controller yet: %s", self.broker_id, exc)
 
     async def close(self) -> None:
         """Stop working (a pass in flight is cancelled: every write it made stands).
@@ -334,8 +340,11 @@ class Controller:
                 for b in brokers
                 if self._broker_epochs.get(b.broker_id, b.epoch) != b.epoch
             }
-            assignments = await self._assignments(None if bounced else topics)
+            if bounced:
+                topics = None
+            assignments = await self._assignments(topics)
             written: dict[TopicPartition, PartitionState] = {}
+            offline: set[TopicPartition] = set()
             try:
                 if bounced:
                     log.info(
@@ -343,12 +352,22 @@ class Controller:
                         "moving their leadership and ISR places away first",
                         sorted(bounced),
                     )
-                    written |= await self._pass(assignments, live - bounced, epoch)
-                written |= await self._pass(assignments, live, epoch)
+                    why = f"brokers {sorted(bounced)} registered again"
+                    written |= await self._pass(assignments, live - bounced, epoch, why, offline)
+                    offline.clear()
+                why = f"live brokers {sorted(live)}"
+                written |= await self._pass(assignments, live, epoch, why, offline)
             except _Fenced:
                 log.info("controller: epoch %d is over; this pass stops", epoch)
                 return written
             self._broker_epochs = {b.broker_id: b.epoch for b in brokers}
+            if topics is None:
+                self.offline_partitions = offline
+            else:
+                looked_at = set(topics)
+                self.offline_partitions = {
+                    tp for tp in self.offline_partitions if tp[0] not in looked_at
+                } | offline
             return written
 
     async def _assignments(
@@ -374,7 +393,11 @@ class Controller:
         assignments: Mapping[str, tuple[dict[int, tuple[int, ...]], bool]],
         live: set[int],
         epoch: int,
+        why: str,
+        offline: set[TopicPartition],
     ) -> dict[TopicPartition, PartitionState]:
+        """Decide and write every partition of ``assignments``; return what it wrote, and
+        add to ``offline`` the partitions left without a leader."""
         jobs = [
             (topic, partition, replicas, unclean)
             for topic, (by_partition, unclean) in assignments.items()
@@ -389,12 +412,12 @@ class Controller:
         ) -> tuple[PartitionState, bool] | None:
             choose = decision(replicas, unclean)
             try:
-                return await self._update(topic, partition, choose, epoch, why="reconcile")
+                return await self._update(topic, partition, choose, epoch, why=why)
             except _KeptChanging:
                 self._request(topic)  # another go soon
                 return None
 
-        results = await _bounded(reconcile_one(*job) for job in jobs)
+        results = await _bounded(jobs, lambda job: reconcile_one(*job))
         written = {}
         for (topic, partition, _, _), result in zip(jobs, results, strict=True):
             if result is None:
@@ -402,9 +425,7 @@ class Controller:
             state, changed = result
             tp = (topic, partition)
             if state.leader == NO_LEADER:
-                self.offline_partitions.add(tp)
-            else:
-                self.offline_partitions.discard(tp)
+                offline.add(tp)
             if changed:
                 written[tp] = state
         return written
@@ -493,8 +514,7 @@ class Controller:
             ]
             why = "automatic preferred leader election" if automatic else "preferred election"
             results = await _bounded(
-                self._prefer(topic, partition, replicas, live, epoch, why)
-                for topic, partition, replicas in jobs
+                jobs, lambda job: self._prefer(*job, live=live, epoch=epoch, why=why)
             )
             for (topic, partition, _), result in zip(jobs, results, strict=True):
                 outcome[(topic, partition)] = result
@@ -505,6 +525,7 @@ class Controller:
         topic: str,
         partition: int,
         replicas: tuple[int, ...],
+        *,
         live: set[int],
         epoch: int,
         why: str,
@@ -526,18 +547,19 @@ class Controller:
         return ELECTED if found[1] else verdict[0]
 
 
-async def _bounded(coroutines: Iterable[Awaitable[_T]]) -> list[_T]:
-    """Await them all, at most ``_CONCURRENCY`` at a time, results in order.
+async def _bounded(items: Sequence[_I], work: Callable[[_I], Awaitable[_T]]) -> list[_T]:
+    """``work(item)`` for each item, at most ``_CONCURRENCY`` at a time; results in order.
 
-    The first exception cancels the rest and is raised.
+    The first exception cancels the rest and is raised. A coroutine is only
+    made once its turn comes, so none is left un-awaited by a cancellation.
     """
     gate = asyncio.Semaphore(_CONCURRENCY)
 
-    async def run(coroutine: Awaitable[_T]) -> _T:
+    async def run(item: _I) -> _T:
         async with gate:
-            return await coroutine
+            return await work(item)
 
-    tasks = [asyncio.ensure_future(run(c)) for c in coroutines]
+    tasks = [asyncio.ensure_future(run(item)) for item in items]
     try:
         return list(await asyncio.gather(*tasks))
     except BaseException:

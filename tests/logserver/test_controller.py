@@ -18,13 +18,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from client.errors import NotControllerError
-from coordination import (
-    BrokerInfo,
-    EmbeddedCoordinator,
-    PartitionState,
-    PartitionStateConflictError,
-)
+from client.errors import NotControllerError, StaleControllerEpochError
+from coordination import BrokerInfo, EmbeddedCoordinator, PartitionState
 from coordination.interface import check_partition_state
 from coordination.kazoo_bridge import split_connect
 from coordination.zookeeper import ZooKeeperCoordinator
@@ -274,6 +269,36 @@ async def test_a_conflicting_write_is_read_again_and_decided_again(tmp_path):
         await coordinator.close()
 
 
+async def test_a_broker_that_registered_again_loses_its_leadership_first(tmp_path):
+    """A new registration (a restart, a lost session) may have lost unflushed records: the
+    broker must not go on leading in the same epoch, even if the controller never saw it
+    gone. It leads again at a new epoch if nobody else can."""
+    coordinator = EmbeddedCoordinator(tmp_path)
+    await coordinator.start()
+    await coordinator.register_broker(BrokerInfo(1, "localhost", 9092))
+    await coordinator.create_topic("orders", 1, 1)
+    controller = Controller(coordinator, broker_id=1, unclean_leader_election=False)
+    registration = BrokerInfo(1, "localhost", 9092, epoch=100)
+
+    async def live_brokers() -> list[BrokerInfo]:
+        return [registration]
+
+    coordinator.live_brokers = live_brokers  # type: ignore[method-assign]
+    try:
+        await controller.start()
+        await controller.reconcile()
+        assert await coordinator.partition_state("orders", 0) == ps(1, 0, 1)
+
+        registration = BrokerInfo(1, "localhost", 9092, epoch=200)  # the same broker, again
+        written = await controller.reconcile()
+
+        assert written == {("orders", 0): ps(1, 2, 1)}  # offline at epoch 1, then back
+        assert await controller.reconcile() == {}  # the new registration is known now
+    finally:
+        await controller.close()
+        await coordinator.close()
+
+
 # -- over ZooKeeper --------------------------------------------------------------------------
 
 
@@ -357,7 +382,7 @@ async def until(
 
 
 async def test_with_every_broker_live_the_controller_changes_nothing(start_node):
-    one, two, three = await start_cluster(start_node)
+    one, two, _three = await start_cluster(start_node)
     await two.coordinator.create_topic("orders", 3, 3)
     before = await states(one.coordinator, "orders")
     await quietly()
@@ -510,7 +535,7 @@ async def test_an_unclean_election_when_the_topic_allows_it(start_node):
 
 
 async def test_preferred_leader_election_gives_leadership_back(start_node):
-    one, two, three = await start_cluster(start_node)
+    one, two, _three = await start_cluster(start_node)
     await one.coordinator.create_topic("orders", 3, 3)
     replicas = (await one.coordinator.topic("orders")).replicas
     p = next(p for p, r in replicas.items() if r[0] == 2)
@@ -541,7 +566,7 @@ async def test_preferred_leader_election_gives_leadership_back(start_node):
 
 
 async def test_the_background_check_elects_preferred_leaders_by_itself(start_node):
-    one, two, three = await start_cluster(start_node, interval_s=0.2)
+    one, _two, _three = await start_cluster(start_node, interval_s=0.2)
     await one.coordinator.create_topic("orders", 3, 3)
     replicas = (await one.coordinator.topic("orders")).replicas
     p = next(p for p, r in replicas.items() if r[0] == 3)
@@ -558,7 +583,7 @@ async def test_the_background_check_elects_preferred_leaders_by_itself(start_nod
 
 
 async def test_a_stale_controller_cannot_write(start_node, zk_connect, raw_zk):
-    one, two, three = await start_cluster(start_node)
+    one, _two, three = await start_cluster(start_node)
     await one.coordinator.create_topic("orders", 3, 3)
     before = await states(one.coordinator, "orders")
     # Another controller was elected while broker 1 was cut off and did not notice.
@@ -571,8 +596,10 @@ async def test_a_stale_controller_cannot_write(start_node, zk_connect, raw_zk):
     assert await one.controller.reconcile() == {}
     assert await states(one.coordinator, "orders") == before  # broker 3 still in every ISR
     state, version = await one.coordinator.partition_state_with_version("orders", 0)
-    with pytest.raises(PartitionStateConflictError):
-        await one.coordinator.update_partition_state("orders", 0, state, version - 1)
+    with pytest.raises(StaleControllerEpochError):
+        await one.coordinator.update_partition_state(
+            "orders", 0, state, version, controller_epoch=one.coordinator.controller_epoch
+        )
 
 
 async def _state_is(
