@@ -81,6 +81,11 @@ class Broker:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         await self.coordinator.start()
+        # Listen before reading, so a change made between the read and now is not lost.
+        self.coordinator.add_topic_listener(self._on_topic_change)
+        self.coordinator.add_partition_listener(self._on_partition_change)
+        self.coordinator.add_broker_listener(self._on_brokers_change)
+        self.coordinator.add_session_listener(self._on_session_change)
         topics = await self.coordinator.topics()
         await loop.run_in_executor(
             self.executor, self.logs.load, {name: t.config for name, t in topics.items()}
@@ -96,10 +101,6 @@ class Broker:
             BrokerInfo(self.broker_id, advertised.host, port, self.config.broker_rack)
         )
         self.brokers = await self.coordinator.live_brokers()
-        self.coordinator.add_topic_listener(self._on_topic_change)
-        self.coordinator.add_partition_listener(self._on_partition_change)
-        self.coordinator.add_broker_listener(self._on_brokers_change)
-        self.coordinator.add_session_listener(self._on_session_change)
         if self.coordinator.mode != "standalone":
             from logserver.controller import Controller
 
@@ -123,6 +124,10 @@ class Broker:
 
     async def stop(self, drain_timeout_s: float = 10.0) -> None:
         """Stop accepting, answer what is in flight, flush and close every log cleanly."""
+        # Background duties stop first: while requests drain, an ISR check would see the
+        # followers (no longer served) as lagging and shrink the ISR to this broker alone.
+        for task in self._tasks:
+            task.cancel()
         await self.network.shutdown(drain_timeout_s)
         await self.fetcher.close()
         if self.controller is not None:
