@@ -1,16 +1,17 @@
-"""A real ZooKeeper and three real brokers on loopback, started and stopped by PID."""
+"""Three real brokers on loopback, started and stopped by PID, on the real ZooKeeper of
+the ``zookeeper`` fixture (tests/support/zookeeper_fixtures.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.broker_process import BrokerProcess
-from tests.support.zookeeper_process import ZooKeeperNotInstalledError, ZooKeeperProcess
+from tests.support.zookeeper_process import ZooKeeperProcess
 
 _CHROOTS = itertools.count()
 CLUSTER_FLAGS = (
@@ -21,20 +22,6 @@ CLUSTER_FLAGS = (
     "--replica-fetch-wait-max-ms", "100",
     "--zookeeper-session-timeout-ms", "4000",
 )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperProcess]:
-    server = ZooKeeperProcess(tmp_path_factory.mktemp("zookeeper"))
-    try:
-        server.start()
-    except ZooKeeperNotInstalledError as exc:
-        server.close()
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 class Cluster:
