@@ -142,19 +142,21 @@ def test_consumer_round_trip_and_close_ends_its_thread(fake: FakeBroker) -> None
 def test_calling_a_blocking_client_from_its_own_loop_thread_is_refused(
     fake: FakeBroker,
 ) -> None:
-    # A done-callback runs on the loop thread: a blocking call there would deadlock.
+    # Code on the loop thread (e.g. a done-callback) calling the blocking API would deadlock.
     seen: list[BaseException] = []
     done = threading.Event()
     with BlockingProducer(fake.address) as producer:
 
-        def callback(_: object) -> None:
+        def on_loop_thread() -> None:
             try:
                 producer.flush(timeout_s=1)
             except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
                 seen.append(exc)
             done.set()
 
-        producer.send("t", b"v").add_done_callback(callback)
+        # Scheduled on the loop itself: a future's done-callback would run on the caller's
+        # thread instead whenever the send finished before the callback was added.
+        producer._thread.loop.call_soon_threadsafe(on_loop_thread)
         assert done.wait(5)
 
     assert len(seen) == 1
