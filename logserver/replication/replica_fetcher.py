@@ -191,10 +191,10 @@ class ReplicaFetcher:
         if leader_epoch < 0:
             # Neither side knows the epoch: fall back to the high watermark (Kafka's fallback).
             return min(role.high_watermark, end)
+        # Our own end of the largest epoch at or below the leader's answer (KIP-279): what we
+        # wrote in an epoch the leader never had goes, even below the leader's end offset.
         mine = partition_log.end_offset_for_epoch(leader_epoch)
-        if mine.epoch == leader_epoch:
-            return min(leader_end, mine.end_offset)
-        return min(leader_end, end)
+        return min(leader_end, mine.end_offset if mine.epoch >= 0 else end)
 
     async def _fetch(self, connection: BrokerConnection, leader_id: int) -> None:
         roles = self._roles(leader_id)
