@@ -52,6 +52,7 @@ from client.errors import (
     UnknownTopicOrPartitionError,
 )
 from client.topics import validate_topic_name
+from coordination.assignment import assign_replicas_to_brokers
 from coordination.interface import (
     BrokerListener,
     ControllerListener,
@@ -60,7 +61,6 @@ from coordination.interface import (
     SessionListener,
     TopicListener,
     altered_config,
-    assign_replicas,
     check_partition_state,
     config_overrides,
 )
@@ -299,8 +299,8 @@ class EmbeddedCoordinator:
         async with self._lock:
             if name in self._topics:
                 raise TopicAlreadyExistsError(f"topic {name!r} already exists")
-            brokers = [self._broker.broker_id] if self._broker is not None else []
-            replicas = assign_replicas(name, brokers, partitions, replication_factor)
+            brokers = [self._broker] if self._broker is not None else []
+            replicas = assign_replicas_to_brokers(name, brokers, partitions, replication_factor)
             states = {p: PartitionState(r[0], 0, r) for p, r in replicas.items()}
             topic = _Topic(replicas, config, states)
             await asyncio.to_thread(_write_topic_file, self._topics_dir, name, topic)

@@ -25,24 +25,24 @@ Every method is a coroutine because the ZooKeeper one runs blocking kazoo
 calls off the event loop. Listeners are plain callables invoked on the event
 loop; they must not block (schedule a task for real work).
 
-The shared rules below (``assign_replicas``, ``config_overrides``,
-``altered_config``, ``check_partition_state``) and ``PartitionStateConflictError``
-live here so both coordinators refuse the same inputs with the same errors and
-messages.
+The shared rules below (``config_overrides``, ``altered_config``,
+``check_partition_state``) and ``PartitionStateConflictError`` live here so both
+coordinators refuse the same inputs with the same errors and messages. Replica
+assignment, shared the same way, is ``coordination.assignment``
+(``assign_replicas`` is re-exported here).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
 from client.errors import (
     FencedLeaderEpochError,
     InvalidConfigurationError,
-    InvalidPartitionsError,
-    InvalidReplicationFactorError,
     InvalidRequestError,
 )
+from coordination.assignment import IncompleteRackInformationError, assign_replicas
 from coordination.model import (
     BrokerInfo,
     PartitionState,
@@ -55,6 +55,7 @@ __all__ = [
     "BrokerListener",
     "ControllerListener",
     "Coordinator",
+    "IncompleteRackInformationError",
     "PartitionListener",
     "PartitionStateConflictError",
     "SessionListener",
@@ -145,14 +146,18 @@ class Coordinator(Protocol):
     ) -> TopicAssignment:
         """Create a topic, assign its replicas round-robin over the live brokers, and return it.
 
-        Each partition starts with its first replica as leader, leader epoch 0,
-        and every replica in the ISR. ``config`` values are stored, not
-        validated: the broker checks them with ``LogConfig`` first.
+        The assignment is ``coordination.assignment.assign_replicas_to_brokers``:
+        rack-aware when every live broker registered a rack, Kafka's plain
+        round-robin when none did. Each partition starts with its first replica
+        as leader, leader epoch 0, and every replica in the ISR. ``config``
+        values are stored, not validated: the broker checks them with
+        ``LogConfig`` first.
 
         Raises ``InvalidTopicError``, ``TopicAlreadyExistsError``,
         ``InvalidPartitionsError`` (fewer than 1), ``InvalidReplicationFactorError``
-        (fewer than 1, or more than the live brokers), ``InvalidConfigurationError``
-        (a key or value that is not a string).
+        (fewer than 1, or more than the live brokers), ``IncompleteRackInformationError``
+        (an ``InvalidReplicationFactorError``: some live brokers have a rack and
+        some not), ``InvalidConfigurationError`` (a key or value that is not a string).
         """
         ...
 
@@ -284,51 +289,6 @@ class Coordinator(Protocol):
     # <data_dir>/__coordinator/consumers/. Not part of the contract yet.
 
 
-def assign_replicas(
-    topic: str,
-    broker_ids: Sequence[int],
-    partitions: int,
-    replication_factor: int,
-    *,
-    start_index: int = 0,
-) -> dict[int, tuple[int, ...]]:
-    """Kafka's rack-unaware assignment: partition → replica broker ids, leader first.
-
-    Partition ``p`` is led by broker ``(p + start_index) mod n``, so leaders
-    spread evenly; the followers come after it at a distance that shifts by
-    one every ``n`` partitions, so replica sets differ too. Brokers are taken
-    in id order. The ZooKeeper controller passes a random ``start_index`` so
-    successive topics do not all lead on the same broker.
-
-    Raises ``InvalidPartitionsError`` (partitions < 1) and
-    ``InvalidReplicationFactorError`` (< 1, or more than ``len(broker_ids)``).
-    """
-    if not _is_int(partitions) or partitions < 1:
-        raise InvalidPartitionsError(
-            f"topic {topic!r}: number of partitions must be at least 1, not {partitions!r}"
-        )
-    if not _is_int(replication_factor) or replication_factor < 1:
-        raise InvalidReplicationFactorError(
-            f"topic {topic!r}: replication factor must be at least 1, not {replication_factor!r}"
-        )
-    brokers = sorted(broker_ids)
-    n = len(brokers)
-    if replication_factor > n:
-        raise InvalidReplicationFactorError(
-            f"topic {topic!r}: replication factor {replication_factor} is larger than "
-            f"the {n} available broker{'s' if n != 1 else ''}"
-        )
-    assignment: dict[int, tuple[int, ...]] = {}
-    shift = start_index
-    for p in range(partitions):
-        if p > 0 and p % n == 0:
-            shift += 1
-        first = (p + start_index) % n
-        followers = ((first + 1 + (shift + j) % (n - 1)) % n for j in range(replication_factor - 1))
-        assignment[p] = (brokers[first], *(brokers[i] for i in followers))
-    return assignment
-
-
 def config_overrides(topic: str, config: Mapping[str, str] | None) -> dict[str, str]:
     """A copy of ``config``, refusing keys and values that are not strings.
 
@@ -386,7 +346,3 @@ def check_partition_state(topic: str, partition: int, state: PartitionState) -> 
         problem = f"leader {state.leader} is not in the isr {list(state.isr)}"
     if problem is not None:
         raise InvalidRequestError(f"{topic}-{partition}: {problem}")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -26,6 +26,7 @@ and retried (``RETRIES``) when another change came first.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import random
@@ -47,10 +48,10 @@ from client.errors import (
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
+from coordination.assignment import assign_replicas_to_brokers
 from coordination.interface import (
     PartitionStateConflictError,
     altered_config,
-    assign_replicas,
     check_partition_state,
 )
 from coordination.model import (
@@ -96,6 +97,7 @@ __all__ = [
     "encode_topic",
     "failed_op",
     "finish_pending_deletions",
+    "live_brokers",
     "partition_path",
     "partitions_path",
     "read_state",
@@ -310,6 +312,21 @@ def broker_ids(zk: KazooBridge) -> list[int]:
     return sorted(int(name) for name in zk.children(BROKER_IDS) if name.isdigit())
 
 
+def live_brokers(zk: KazooBridge) -> list[BrokerInfo]:
+    """Every registered broker, sorted by id, each read once (a broker gone since the listing
+    is left out). ``epoch`` is the czxid of its znode."""
+    reads = [(b, zk.client.get_async(broker_path(b))) for b in broker_ids(zk)]
+    brokers = []
+    for broker_id, result in reads:
+        try:
+            raw, stat = zk.wait(result)
+        except NoNodeError:
+            continue  # gone since the listing
+        info = decode_broker(zk.full_path(broker_path(broker_id)), raw, broker_id)
+        brokers.append(dataclasses.replace(info, epoch=stat.czxid))
+    return brokers
+
+
 def current_controller_epoch(zk: KazooBridge) -> int:
     try:
         raw, _ = zk.get(CONTROLLER_EPOCH)
@@ -321,11 +338,14 @@ def current_controller_epoch(zk: KazooBridge) -> int:
 def create_topic(
     zk: KazooBridge, name: str, partitions: int, replication_factor: int, config: dict[str, str]
 ) -> TopicAssignment:
-    """Assign replicas over the live brokers (leaders from a random start, like Kafka's
-    controller) and create config, assignment and every partition state at once."""
-    brokers = broker_ids(zk)
+    """Assign replicas over the live brokers, rack-aware if they registered racks (leaders
+    from a random start, like Kafka's controller), and create config, assignment and every
+    partition state at once."""
+    brokers = live_brokers(zk)
     start = random.randrange(len(brokers)) if brokers else 0
-    replicas = assign_replicas(name, brokers, partitions, replication_factor, start_index=start)
+    replicas = assign_replicas_to_brokers(
+        name, brokers, partitions, replication_factor, start_index=start
+    )
     if zk.exists(topic_path(name)) is not None:
         raise TopicAlreadyExistsError(f"topic {name!r} already exists")
     epoch = current_controller_epoch(zk)

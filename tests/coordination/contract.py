@@ -110,6 +110,13 @@ class CoordinatorContract:
         assert await coord.partition_state("orders", 3) is None
         assert await coord.partition_state("missing", 0) is None
 
+    async def test_a_broker_with_a_rack_gets_the_same_assignment(self, coord):
+        await coord.register_broker(BrokerInfo(1, "localhost", 9092, rack="r1"))
+
+        created = await coord.create_topic("orders", 2, 1)
+
+        assert created.replicas == {0: (1,), 1: (1,)}
+
     async def test_topics_lists_every_topic_by_name_and_topic_describes_one(self, coord):
         await coord.create_topic("b", 1, 1)
         await coord.create_topic("a", 2, 1, {"cleanup.policy": "delete"})

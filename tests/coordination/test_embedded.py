@@ -1,7 +1,7 @@
 """The standalone coordinator: topics on disk, the errors the broker relays, restarts.
 
-Also the rules every coordinator shares (``coordination.interface``): replica
-assignment and config overrides.
+Also the rules every coordinator shares (``coordination.interface``): config
+overrides. Replica assignment is tested in ``test_assignment.py``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from coordination import (
 )
 from coordination import embedded as embedded_module
 from coordination.embedded import COORDINATOR_DIR
-from coordination.interface import assign_replicas
 
 BROKER = BrokerInfo(broker_id=1, host="localhost", port=9092)
 
@@ -523,43 +522,3 @@ async def test_close_waits_for_a_change_in_flight(coord, tmp_path, monkeypatch):
 
     assert (await caller).name == "orders"
     assert listing(tmp_path) == ["orders.json"]
-
-
-# -- replica assignment (coordination.interface, shared with the ZooKeeper coordinator) -----
-
-
-def test_assignment_is_kafkas_round_robin():
-    assignment = assign_replicas("t", [3, 1, 2], 6, 3)
-
-    assert assignment == {
-        0: (1, 2, 3),
-        1: (2, 3, 1),
-        2: (3, 1, 2),
-        3: (1, 3, 2),  # after n partitions the followers shift by one
-        4: (2, 1, 3),
-        5: (3, 2, 1),
-    }
-
-
-def test_assignment_spreads_leaders_and_never_repeats_a_broker():
-    assignment = assign_replicas("t", range(5), 50, 3, start_index=2)
-
-    leaders = [replicas[0] for replicas in assignment.values()]
-    assert all(leaders.count(b) == 10 for b in range(5))
-    assert all(len(set(replicas)) == 3 for replicas in assignment.values())
-    assert assignment[0][0] == 2
-
-
-@pytest.mark.parametrize(
-    ("brokers", "partitions", "factor", "error"),
-    [
-        ([1], 0, 1, InvalidPartitionsError),
-        ([1], 1, 0, InvalidReplicationFactorError),
-        ([1, 2], 1, 3, InvalidReplicationFactorError),
-        ([], 1, 1, InvalidReplicationFactorError),
-        ([1], 1.0, 1, InvalidPartitionsError),
-    ],
-)
-def test_assignment_refuses_impossible_requests(brokers, partitions, factor, error):
-    with pytest.raises(error, match="topic 't'"):
-        assign_replicas("t", brokers, partitions, factor)

@@ -26,6 +26,7 @@ from client.errors import (
     UnknownTopicOrPartitionError,
 )
 from coordination import BrokerInfo, EmbeddedCoordinator, PartitionState, zookeeper_server
+from coordination.assignment import IncompleteRackInformationError
 from coordination.kazoo_bridge import split_connect
 from coordination.zookeeper import (
     BrokerIdInUseError,
@@ -38,8 +39,8 @@ from tests.coordination.contract import BROKER, CoordinatorContract, eventually,
 from tests.support.zookeeper_process import ZooKeeperNotInstalledError, ZooKeeperProcess
 
 
-def broker(broker_id: int) -> BrokerInfo:
-    return BrokerInfo(broker_id, "localhost", 9090 + broker_id)
+def broker(broker_id: int, rack: str | None = None) -> BrokerInfo:
+    return BrokerInfo(broker_id, "localhost", 9090 + broker_id, rack)
 
 
 @pytest.fixture
@@ -207,6 +208,55 @@ async def test_a_broker_id_held_by_another_live_session_is_refused(open_zk, capl
         await impostor.register_broker(broker(1))
 
     assert "waiting up to 1 s" in caplog.text
+
+
+# -- rack-aware assignment over the registered brokers ---------------------------------------
+
+
+async def register_with_racks(open_zk, racks: dict[int, str | None]) -> list[ZooKeeperCoordinator]:
+    coordinators = []
+    for broker_id, rack in racks.items():
+        coordinator = await open_zk(broker_id, register=False)
+        await coordinator.register_broker(broker(broker_id, rack))
+        coordinators.append(coordinator)
+    return coordinators
+
+
+async def test_replicas_spread_over_the_racks_the_brokers_registered(open_zk, raw_zk, zk_connect):
+    racks = {1: "a", 2: "a", 3: "b", 4: "b"}
+    one, *_, four = await register_with_racks(open_zk, racks)
+    root = split_connect(zk_connect)[1]
+    assert json.loads(raw_zk.get(root + "/brokers/ids/3")[0])["rack"] == "b"
+
+    created = await one.create_topic("orders", 8, 2)
+    wide = await one.create_topic("audit", 4, 3)
+
+    assert await four.topic("orders") == created
+    for replicas in created.replicas.values():
+        assert {racks[b] for b in replicas} == {"a", "b"}
+    for replicas in wide.replicas.values():
+        assert len(set(replicas)) == 3
+        assert {racks[b] for b in replicas} == {"a", "b"}
+    leaders = [replicas[0] for replicas in created.replicas.values()]
+    assert sorted(leaders) == [1, 1, 2, 2, 3, 3, 4, 4]
+    held = sorted(b for replicas in created.replicas.values() for b in replicas)
+    assert held == sorted([1, 2, 3, 4] * 4)
+    for partition, replicas in created.replicas.items():
+        state = await one.partition_state("orders", partition)
+        assert state == PartitionState(replicas[0], 0, replicas)
+
+
+async def test_a_topic_is_refused_while_only_some_brokers_have_a_rack(open_zk):
+    one, *_ = await register_with_racks(open_zk, {1: "a", 2: "b", 3: None})
+
+    with pytest.raises(
+        IncompleteRackInformationError, match=r"without a rack: brokers \[3\]"
+    ) as caught:
+        await one.create_topic("orders", 3, 1)
+
+    assert "set BROKER_RACK on all brokers or on none" in str(caught.value)
+    assert caught.value.code == 38  # INVALID_REPLICATION_FACTOR
+    assert await one.topics() == {}
 
 
 # -- controller election ---------------------------------------------------------------------
