@@ -31,6 +31,9 @@ __all__ = ["Broker"]
 
 log = logging.getLogger(__name__)
 
+_RETRY_FIRST_S = 0.2
+_RETRY_MAX_S = 5.0
+
 
 class Broker:
     def __init__(
@@ -71,6 +74,7 @@ class Broker:
         self.bound: list[tuple[str, int]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._topic_locks: dict[str, asyncio.Lock] = {}
+        self._stopping = False
 
     @property
     def broker_id(self) -> int:
@@ -108,6 +112,12 @@ class Broker:
                 self.coordinator,
                 broker_id=self.broker_id,
                 unclean_leader_election=self.config.unclean_leader_election_enable,
+                leader_imbalance_check_interval_s=(
+                    self.config.leader_imbalance_check_interval_seconds
+                    if self.config.auto_leader_rebalance_enable
+                    else None
+                ),
+                liveness_probe_interval_s=self.config.controller_liveness_probe_interval_ms / 1000,
             )
             self.coordinator.add_controller_listener(self._on_controller_change)
             await self.controller.start()
@@ -126,6 +136,8 @@ class Broker:
         """Stop accepting, answer what is in flight, flush and close every log cleanly."""
         # Background duties stop first: while requests drain, an ISR check would see the
         # followers (no longer served) as lagging and shrink the ISR to this broker alone.
+        # Coordinator notifications arriving from now on start nothing.
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         await self.network.shutdown(drain_timeout_s)
@@ -145,9 +157,32 @@ class Broker:
         log.info("broker %d stopped cleanly", self.broker_id)
 
     def _spawn(self, coro: Any, name: str) -> None:
+        if self._stopping:
+            coro.close()
+            return
+        self._tasks = [t for t in self._tasks if not t.done()]
         task = asyncio.create_task(coro, name=name)
         task.add_done_callback(_report_failure)
         self._tasks.append(task)
+
+    def _spawn_retrying(self, step: Callable[[], Any], name: str) -> None:
+        """Run a coordinator-driven step in the background until it succeeds.
+
+        A ZooKeeper outage must not leave this broker on a stale role: the step is
+        tried again with backoff while the broker runs (each try re-reads the state).
+        """
+        self._spawn(self._retry(step, name), name)
+
+    async def _retry(self, step: Callable[[], Any], name: str) -> None:
+        delay = _RETRY_FIRST_S
+        while not self._stopping:
+            try:
+                await step()
+                return
+            except LogServerError as exc:
+                log.info("%s: %s; trying again in %.1f s", name, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_S)
 
     async def _retention_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -173,16 +208,18 @@ class Broker:
     # -- topics ----------------------------------------------------------------------
 
     def _on_topic_change(self, name: str) -> None:
-        self._spawn(self.sync_topic(name), f"sync-topic-{name}")
+        self._spawn_retrying(lambda: self.sync_topic(name), f"sync-topic-{name}")
 
     def _on_partition_change(self, topic: str, partition: int) -> None:
-        self._spawn(self.sync_partition(topic, partition), f"sync-{topic}-{partition}")
+        self._spawn_retrying(
+            lambda: self.sync_partition(topic, partition), f"sync-{topic}-{partition}"
+        )
 
     def _on_controller_change(self, controller_id: int | None) -> None:
         self.controller_id = -1 if controller_id is None else controller_id
 
     def _on_brokers_change(self, broker_ids: tuple[int, ...]) -> None:
-        self._spawn(self._refresh_brokers(), "refresh-brokers")
+        self._spawn_retrying(self._refresh_brokers, "refresh-brokers")
 
     async def _refresh_brokers(self) -> None:
         self.brokers = await self.coordinator.live_brokers()
@@ -195,7 +232,7 @@ class Broker:
                 self.replicas.remove(tp)
             log.warning("ZooKeeper session lost: no longer leading any partition")
         elif name == "connected":
-            self._spawn(self._resync_all(), "resync-after-session")
+            self._spawn_retrying(self._resync_all, "resync-after-session")
 
     async def _resync_all(self) -> None:
         await self._refresh_brokers()
@@ -209,18 +246,27 @@ class Broker:
         return None
 
     async def sync_partition(self, topic: str, partition: int) -> None:
-        """Take the role the coordinator's partition state gives this broker."""
-        assignment = self.topics.get(topic)
-        if assignment is None:
-            return
-        state = await self.coordinator.partition_state(topic, partition)
-        if state is None:
-            return
-        self.partition_states[(topic, partition)] = state
-        replicas = assignment.replicas.get(partition, ())
-        partition_log = self.logs.get(topic, partition)
-        if self.broker_id in replicas and partition_log is not None:
-            self._take_role((topic, partition), partition_log, replicas, state)
+        """Take the role the coordinator's partition state gives this broker.
+
+        Under the topic's lock, so a state read here is never older than one a
+        concurrent ``sync_topic`` applies; a topic not known yet is synced whole.
+        """
+        async with self._topic_lock(topic):
+            assignment = self.topics.get(topic)
+            if assignment is None:
+                await self._sync_topic_locked(topic)
+                return
+            state = await self.coordinator.partition_state(topic, partition)
+            if state is None:
+                return
+            self.partition_states[(topic, partition)] = state
+            replicas = assignment.replicas.get(partition, ())
+            partition_log = self.logs.get(topic, partition)
+            if self.broker_id in replicas and partition_log is not None:
+                self._take_role((topic, partition), partition_log, replicas, state)
+
+    def _topic_lock(self, name: str) -> asyncio.Lock:
+        return self._topic_locks.setdefault(name, asyncio.Lock())
 
     async def _isr_loop(self) -> None:
         """Leaders drop followers that fell behind from the ISR, and add those caught up."""
@@ -246,7 +292,10 @@ class Broker:
         state, version = found
         if state.leader != self.broker_id or state.leader_epoch != self.leader_epoch(*tp):
             return  # the controller moved on; the partition listener will tell us
-        ordered = tuple(r for r in self.topics[tp[0]].replicas[tp[1]] if r in isr)
+        assignment = self.topics.get(tp[0])
+        if assignment is None:
+            return  # deleted meanwhile
+        ordered = tuple(r for r in assignment.replicas.get(tp[1], ()) if r in isr)
         try:
             await self.coordinator.update_partition_state(
                 tp[0], tp[1], PartitionState(self.broker_id, state.leader_epoch, ordered), version
@@ -261,36 +310,38 @@ class Broker:
 
     async def sync_topic(self, name: str) -> None:
         """Make the local logs and caches match the coordinator's view of ``name``."""
-        lock = self._topic_locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            loop = asyncio.get_running_loop()
-            assignment = await self.coordinator.topic(name)
-            if assignment is None:
-                self.topics.pop(name, None)
-                for tp in [tp for tp in self.partition_states if tp[0] == name]:
-                    del self.partition_states[tp]
-                    self.replicas.remove(tp)
-                if name in self.logs.topics():
-                    await loop.run_in_executor(self.executor, self.logs.delete_topic, name)
-                self.notifier.notify_topic(name)
-                return
-            for partition, replicas in assignment.replicas.items():
-                state = await self.coordinator.partition_state(name, partition)
-                if state is not None:
-                    self.partition_states[(name, partition)] = state
-                if self.broker_id not in replicas:
-                    continue
-                partition_log = self.logs.get(name, partition)
-                if partition_log is None:
-                    partition_log = await loop.run_in_executor(
-                        self.executor, self.logs.create, name, partition, assignment.config
-                    )
-                if state is not None:
-                    self._take_role((name, partition), partition_log, replicas, state)
-            previous = self.topics.get(name)
-            self.topics[name] = assignment
-            if previous is not None and previous.config != assignment.config:
-                self.logs.update_topic_config(name, assignment.config)
+        async with self._topic_lock(name):
+            await self._sync_topic_locked(name)
+
+    async def _sync_topic_locked(self, name: str) -> None:
+        loop = asyncio.get_running_loop()
+        assignment = await self.coordinator.topic(name)
+        if assignment is None:
+            self.topics.pop(name, None)
+            for tp in [tp for tp in self.partition_states if tp[0] == name]:
+                del self.partition_states[tp]
+                self.replicas.remove(tp)
+            if name in self.logs.topics():
+                await loop.run_in_executor(self.executor, self.logs.delete_topic, name)
+            self.notifier.notify_topic(name)
+            return
+        for partition, replicas in assignment.replicas.items():
+            state = await self.coordinator.partition_state(name, partition)
+            if state is not None:
+                self.partition_states[(name, partition)] = state
+            if self.broker_id not in replicas:
+                continue
+            partition_log = self.logs.get(name, partition)
+            if partition_log is None:
+                partition_log = await loop.run_in_executor(
+                    self.executor, self.logs.create, name, partition, assignment.config
+                )
+            if state is not None:
+                self._take_role((name, partition), partition_log, replicas, state)
+        previous = self.topics.get(name)
+        self.topics[name] = assignment
+        if previous is not None and previous.config != assignment.config:
+            self.logs.update_topic_config(name, assignment.config)
 
     def _take_role(
         self,
@@ -299,6 +350,14 @@ class Broker:
         replicas: tuple[int, ...],
         state: PartitionState,
     ) -> None:
+        known = self.replicas.leader_epochs.get(tp)
+        if known is not None and state.leader_epoch < known:
+            # An older state read late (a slow reader raced a newer one): epochs only grow.
+            log.info(
+                "%s-%d: ignoring a state at epoch %d, older than %d",
+                tp[0], tp[1], state.leader_epoch, known,
+            )  # fmt: skip
+            return
         if state.leader == self.broker_id:
             self.fetcher.unfollow(tp)
             self.replicas.become_leader(

@@ -326,7 +326,12 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "host:port[,host:port...][/chroot] of ZooKeeper; unset runs a standalone broker",
     ),
-    Setting("zookeeper.session.timeout.ms", _int(1), "18000", "ZooKeeper session timeout"),
+    Setting(
+        "zookeeper.session.timeout.ms",
+        _int(1),
+        "6000",
+        "ZooKeeper session timeout: how long a silent broker stays registered",
+    ),
     Setting(
         "auto.create.topics.enable",
         _BOOL,
@@ -338,7 +343,8 @@ SETTINGS: tuple[Setting, ...] = (
         "broker.rack",
         _optional(_TEXT),
         "",
-        "this broker's rack, for rack-aware replica placement",
+        "this broker's rack; set on every broker (or none), it makes replica assignment "
+        "rack-aware: each partition's replicas spread over racks",
     ),
     Setting(
         "min.insync.replicas",
@@ -363,6 +369,25 @@ SETTINGS: tuple[Setting, ...] = (
         _BOOL,
         "false",
         "let a replica outside the ISR become leader (may lose acknowledged data)",
+    ),
+    Setting(
+        "auto.leader.rebalance.enable",
+        _BOOL,
+        "true",
+        "the controller moves leadership back to preferred replicas in the background",
+    ),
+    Setting(
+        "leader.imbalance.check.interval.seconds",
+        _int(1),
+        "300",
+        "how often the controller looks for partitions not led by their preferred replica",
+    ),
+    Setting(
+        "controller.liveness.probe.interval.ms",
+        _int(0),
+        "500",
+        "the controller probes brokers this often; one refusing connections counts as "
+        "dead before its session expires (0: off)",
     ),
     Setting(
         "socket.request.max.bytes",
@@ -435,6 +460,9 @@ class BrokerConfig:
     replica_lag_time_max_ms: int
     replica_fetch_wait_max_ms: int
     unclean_leader_election_enable: bool
+    auto_leader_rebalance_enable: bool
+    leader_imbalance_check_interval_seconds: int
+    controller_liveness_probe_interval_ms: int
     socket_request_max_bytes: int
     connections_max_idle_ms: int
     max_inflight_requests_per_connection: int

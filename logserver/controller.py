@@ -24,6 +24,10 @@ The rules (``decide``), for live brokers ``live``:
   lead again (then epoch + 1 once more).
 - leader live, a follower in the ISR dead: ISR = ISR ∩ live, same epoch.
 
+A registered broker that refuses connections (``LivenessProbe``: killed, its
+session not yet expired) counts as dead until it registers again, so its
+partitions fail over in about a second rather than a session timeout.
+
 A broker that re-registered since the controller last looked (its
 registration ``BrokerInfo.epoch`` changed: it restarted or lost its session)
 is first treated as dead, then as live, like Kafka's "bounced" brokers: it
@@ -60,7 +64,14 @@ from client.errors import (
     StorageError,
     UnknownTopicOrPartitionError,
 )
-from coordination import Coordinator, PartitionState, PartitionStateConflictError, SessionState
+from coordination import (
+    BrokerInfo,
+    Coordinator,
+    PartitionState,
+    PartitionStateConflictError,
+    SessionState,
+)
+from logserver.liveness_probe import LivenessProbe
 
 __all__ = [
     "ELECTED",
@@ -169,9 +180,11 @@ class Controller:
         broker_id: int,
         unclean_leader_election: bool,
         leader_imbalance_check_interval_s: float | None = 30.0,
+        liveness_probe_interval_s: float | None = None,
     ) -> None:
         """``leader_imbalance_check_interval_s`` None or 0 turns the background preferred
-        leader election off (``elect_preferred_leaders`` still works)."""
+        leader election off (``elect_preferred_leaders`` still works);
+        ``liveness_probe_interval_s`` None or 0 leaves dead brokers to their sessions."""
         self.coordinator = coordinator
         self.broker_id = broker_id
         self.unclean_leader_election = unclean_leader_election
@@ -185,6 +198,12 @@ class Controller:
         self._topics_pending: set[str] = set()
         self._broker_epochs: dict[int, int] = {}  # registration epochs as last seen
         self._active_epoch: int | None = None  # the controller epoch last acted under
+        self._refusing: dict[int, int] = {}  # broker id → registration epoch found dead
+        self._probe = (
+            LivenessProbe(broker_id, self._on_refusing, interval_s=liveness_probe_interval_s)
+            if liveness_probe_interval_s
+            else None
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._status = "new"
 
@@ -213,6 +232,8 @@ class Controller:
         coordinator.add_topic_listener(self._on_topic_change)
         coordinator.add_session_listener(self._on_session_change)
         self._tasks.append(asyncio.create_task(self._work(), name="controller"))
+        if self._probe is not None:
+            self._probe.start()
         interval = self.leader_imbalance_check_interval_s
         if interval:
             task = asyncio.create_task(self._balance(interval), name="controller-preferred")
@@ -232,6 +253,8 @@ class Controller:
         if self._status == "closed":
             return
         self._status = "closed"
+        if self._probe is not None:
+            await self._probe.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -260,6 +283,20 @@ class Controller:
                 "none" if controller_id is None else f"broker {controller_id}",
             )
             self._active_epoch = None
+            if self._probe is not None:
+                self._probe.watch(())
+
+    def _on_refusing(self, info: BrokerInfo) -> None:
+        self._refusing[info.broker_id] = info.epoch
+        self._request()
+
+    def _live(self, brokers: Iterable[BrokerInfo]) -> set[int]:
+        """Registered brokers, less those refusing connections in this registration."""
+        registered = {b.broker_id: b.epoch for b in brokers}
+        self._refusing = {
+            i: e for i, e in self._refusing.items() if registered.get(i) == e
+        }  # a new registration (or none) clears the verdict
+        return {i for i, e in registered.items() if self._refusing.get(i) != e}
 
     def _on_brokers_change(self, broker_ids: tuple[int, ...]) -> None:
         if self.coordinator.is_controller:
@@ -329,9 +366,12 @@ class Controller:
                 log.info("broker %d: acting as controller (epoch %d)", self.broker_id, epoch)
                 self._active_epoch = epoch
                 self._broker_epochs = {}  # what a previous term saw proves nothing now
+                self._refusing = {}
                 topics = None
             brokers = await self.coordinator.live_brokers()
-            live = {b.broker_id for b in brokers}
+            if self._probe is not None:
+                self._probe.watch(brokers)
+            live = self._live(brokers)
             if not live:
                 log.warning("controller: no live broker (not even this one): nothing to do")
                 return {}
@@ -506,7 +546,7 @@ class Controller:
             for name in wanted or ():
                 if name not in assignments:
                     outcome[(name, -1)] = UnknownTopicOrPartitionError.name
-            live = {b.broker_id for b in await self.coordinator.live_brokers()}
+            live = self._live(await self.coordinator.live_brokers())
             jobs = [
                 (topic, partition, replicas)
                 for topic, (by_partition, _) in assignments.items()

@@ -50,7 +50,7 @@ SAMPLES = {
     "log.segment.delete.delay.ms": "0",
     "message.max.bytes": "2000000",
     "zookeeper.connect": "zk1:2181,zk2:2181/logserver",
-    "zookeeper.session.timeout.ms": "6000",
+    "zookeeper.session.timeout.ms": "18000",
     "auto.create.topics.enable": "false",
     "delete.topic.enable": "no",
     "broker.rack": "rack-b",
@@ -58,6 +58,9 @@ SAMPLES = {
     "replica.lag.time.max.ms": "10000",
     "replica.fetch.wait.max.ms": "100",
     "unclean.leader.election.enable": "true",
+    "auto.leader.rebalance.enable": "false",
+    "leader.imbalance.check.interval.seconds": "5",
+    "controller.liveness.probe.interval.ms": "0",
     "socket.request.max.bytes": "1024",
     "connections.max.idle.ms": "1",
     "max.inflight.requests.per.connection": "1",
@@ -96,6 +99,9 @@ BAD = {
     "replica.lag.time.max.ms": "0",
     "replica.fetch.wait.max.ms": "-1",
     "unclean.leader.election.enable": "sometimes",
+    "auto.leader.rebalance.enable": "often",
+    "leader.imbalance.check.interval.seconds": "0",
+    "controller.liveness.probe.interval.ms": "-1",
     "socket.request.max.bytes": "0",
     "connections.max.idle.ms": "0",
     "max.inflight.requests.per.connection": "0",
@@ -160,7 +166,7 @@ def test_defaults():
     assert config.message_max_bytes == 1_048_588
     assert config.zookeeper_connect is None
     assert config.standalone
-    assert config.zookeeper_session_timeout_ms == 18_000
+    assert config.zookeeper_session_timeout_ms == 6_000
     assert config.auto_create_topics_enable
     assert config.delete_topic_enable
     assert config.broker_rack is None

@@ -328,16 +328,24 @@ async def start_node(zk_connect: str) -> AsyncIterator[StartNode]:
     nodes: list[Node] = []
 
     async def start(
-        broker_id: int, *, unclean: bool = False, interval_s: float | None = None
+        broker_id: int,
+        *,
+        unclean: bool = False,
+        interval_s: float | None = None,
+        probe_s: float | None = None,
+        port: int | None = None,
     ) -> Node:
         coordinator = ZooKeeperCoordinator(zk_connect, broker_id=broker_id)
         await coordinator.start()
-        await coordinator.register_broker(BrokerInfo(broker_id, "localhost", 9090 + broker_id))
+        await coordinator.register_broker(
+            BrokerInfo(broker_id, "127.0.0.1", port or 9090 + broker_id)
+        )
         controller = Controller(
             coordinator,
             broker_id=broker_id,
             unclean_leader_election=unclean,
             leader_imbalance_check_interval_s=interval_s,
+            liveness_probe_interval_s=probe_s,
         )
         node = Node(broker_id, coordinator, controller)
         nodes.append(node)
@@ -607,3 +615,30 @@ async def _state_is(
 ) -> bool:
     state = await node.coordinator.partition_state("orders", partition)
     return state is not None and predicate(state)
+
+
+async def test_a_broker_refusing_connections_loses_its_places_before_its_session_ends(
+    start_node,
+):
+    """The liveness probe: broker 3's session lives on, but nothing listens at its port."""
+    servers = [await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0) for _ in "12"]
+    try:
+        ports = [s.sockets[0].getsockname()[1] for s in servers]
+        one = await start_node(1, probe_s=0.05, port=ports[0])
+        await start_node(2, probe_s=0.05, port=ports[1])
+        refusing = await start_node(3, probe_s=0.05)  # port 9093: nobody listens there
+        await one.coordinator.create_topic("orders", 3, 3)
+
+        async def moved() -> bool:
+            now = await states(one.coordinator, "orders")
+            return all(refusing.broker_id not in s.isr for s in now.values())
+
+        elapsed = await until(moved, timeout_s=5.0, what="broker 3's places moved")
+        assert elapsed < 5.0
+        assert refusing.coordinator.session_state.name.lower() == "connected"
+        after = await states(one.coordinator, "orders")
+        assert {s.leader for s in after.values()} <= {1, 2}
+        assert all(set(s.isr) == {1, 2} for s in after.values())
+    finally:
+        for server in servers:
+            server.close()
