@@ -239,7 +239,11 @@ class Report:
         return (
             f"{self.sends} sends: {self.acknowledged} acknowledged, {self.failed} failed "
             f"({self.refused} refused before append), {self.retried} retried; "
-            f"{self.read} records read, {len(self.duplicates)} duplicated values"
+            f"{self.read} records read; lost {len(self.lost)}, "
+            f"duplicated {len(self.duplicates)} "
+            f"(unexplained {len(self.unexplained_duplicates)}), "
+            f"misplaced {len(self.misplaced)}, phantom {len(self.visible_refused)}, "
+            f"unknown {len(self.unknown)}, diverged {len(self.divergence)}"
         )
 
 
