@@ -201,6 +201,11 @@ class EmbeddedCoordinator:
             self._notify_all(self._controller_listeners, self._broker.broker_id, "controller")
         return self.is_controller
 
+    async def depose_controller(self, broker_id: int) -> bool:
+        """Never: standalone, the one broker is the controller for as long as it runs."""
+        self._check_started()
+        return False
+
     @property
     def is_controller(self) -> bool:
         return self._status == "started" and self._broker is not None

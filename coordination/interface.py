@@ -255,6 +255,16 @@ class Coordinator(Protocol):
         """
         ...
 
+    async def depose_controller(self, broker_id: int) -> bool:
+        """Vacate the controllership if broker ``broker_id`` holds it: found dead before
+        its session ended, so that the live brokers stand again at once.
+
+        True if it was vacated; False if another broker (or this one) holds it, or
+        nobody does. A deposed controller that was alive after all is fenced by the
+        controller epoch, which the next election raises.
+        """
+        ...
+
     @property
     def is_controller(self) -> bool:
         """Whether this broker is the controller right now (as far as it knows)."""

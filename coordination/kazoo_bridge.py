@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _UNAVAILABLE = (ConnectionLoss, SessionExpiredError, OperationTimeoutError, KazooTimeoutError)
+_CONNECT_QUIET_S = 0.5
+"""How long ``start`` waits for a first connection before it says it is retrying."""
 
 
 class ZooKeeperUnavailableError(CoordinatorNotAvailableError):
@@ -139,9 +141,21 @@ class KazooBridge:
         self.client.add_listener(self._state_listener)
         try:
             # Not client.start(): it checks the chroot with an unbounded call, and warns.
-            self.client.start_async().wait(self.request_timeout_s)
+            connected = self.client.start_async()
+            quiet_s = min(_CONNECT_QUIET_S, self.request_timeout_s)
+            connected.wait(quiet_s)
             if not self.client.connected:
-                raise KazooTimeoutError(f"no connection within {self.request_timeout_s:g} s")
+                # kazoo logs each failed attempt; say once what the broker is doing.
+                log.warning(
+                    "zookeeper %s: not reachable yet; retrying for up to %g s",
+                    self.connect,
+                    self.request_timeout_s,
+                )
+                connected.wait(self.request_timeout_s - quiet_s)
+            if not self.client.connected:
+                raise KazooTimeoutError(
+                    f"no connection within {self.request_timeout_s:g} s; giving up"
+                )
             if self.chroot and self.exists("/") is None:
                 self._create_chroot()
         except BaseException:
@@ -233,8 +247,8 @@ class KazooBridge:
     def set(self, path: str, value: bytes, version: int = -1) -> ZnodeStat:
         return self.wait(self.client.set_async(path, value, version))
 
-    def delete(self, path: str) -> None:
-        self.wait(self.client.delete_async(path))
+    def delete(self, path: str, version: int = -1) -> None:
+        self.wait(self.client.delete_async(path, version=version))
 
     def ensure_path(self, path: str) -> None:
         with contextlib.suppress(NodeExistsError):

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import threading
 import time
@@ -68,6 +67,7 @@ from kazoo.protocol.states import ZnodeStat
 from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 
 from client.errors import (
+    InvalidConfigurationError,
     InvalidTopicError,
     StaleControllerEpochError,
     StorageError,
@@ -99,7 +99,6 @@ from coordination.zk_paths import (
     CONTROLLER_EPOCH,
     RETRIES,
     broker_path,
-    decode_broker,
     decode_controller,
     decode_epoch,
     encode_broker,
@@ -122,8 +121,12 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
-class BrokerIdInUseError(ValueError):
-    """Another live session holds /brokers/ids/<id>: two brokers were given one broker.id."""
+class BrokerIdInUseError(InvalidConfigurationError, ValueError):
+    """Another live session holds /brokers/ids/<id>: two brokers were given one broker.id.
+
+    A ``LogServerError`` (INVALID_CONFIG), so ``logserver`` reports it in one line and
+    exits 1 instead of printing a traceback.
+    """
 
 
 class ZooKeeperCoordinator:
@@ -276,7 +279,7 @@ class ZooKeeperCoordinator:
         path, value = broker_path(info.broker_id), encode_broker(info)
         wait_s = self._bridge.session_timeout_s
         deadline = time.monotonic() + wait_s
-        warned = False
+        holder: str | None = None  # host:port of the other registration, once seen
         while True:
             try:
                 self._bridge.create(path, value, ephemeral=True)
@@ -290,12 +293,13 @@ class ZooKeeperCoordinator:
             if stat.ephemeralOwner == self._bridge.session_id:
                 self._bridge.set(path, value)
                 return
-            if not warned:
-                warned = True
+            if holder is None:
+                holder = self._registered_address(path, info.broker_id)
                 log.warning(
-                    "%s is held by ZooKeeper session 0x%x; waiting up to %.0f s for it to "
-                    "expire (this broker's previous run?)",
+                    "%s is held by the broker at %s (ZooKeeper session 0x%x); waiting up to "
+                    "%.0f s for it to expire (this broker's previous run?)",
                     self._bridge.full_path(path),
+                    holder,
                     stat.ephemeralOwner,
                     wait_s,
                 )
@@ -303,28 +307,27 @@ class ZooKeeperCoordinator:
                 if time.monotonic() >= deadline or self._bridge.closing.is_set():
                     raise BrokerIdInUseError(
                         f"broker.id {info.broker_id} is taken: {self._bridge.full_path(path)} "
-                        f"is held by another live ZooKeeper session (0x{stat.ephemeralOwner:x}), "
-                        f"so another broker runs with this id (waited {wait_s:.0f} s for it to "
-                        "go); give each broker its own broker.id"
+                        f"is held by the broker at {holder}, in another live ZooKeeper session "
+                        f"(0x{stat.ephemeralOwner:x}), so another broker runs with this id "
+                        f"(waited {wait_s:.0f} s for it to go); give each broker its own "
+                        "broker.id"
                     )
+
+    def _registered_address(self, path: str, broker_id: int) -> str:
+        """``host:port`` of the registration at ``path``, for messages (best effort)."""
+        try:
+            raw, _ = self._bridge.get(path)
+            found = zk_paths.decode_broker(self._bridge.full_path(path), raw, broker_id)
+        except (NoNodeError, StorageError):
+            return "an unknown address"
+        return f"{found.host}:{found.port}"
 
     async def live_brokers(self) -> list[BrokerInfo]:
         self._check_started()
         return await self._run(self._live_brokers, "list the live brokers")
 
     def _live_brokers(self) -> list[BrokerInfo]:
-        ids = zk_paths.broker_ids(self._bridge)
-        reads = [(b, self._bridge.client.get_async(broker_path(b))) for b in ids]
-        brokers = []
-        for broker_id, result in reads:
-            try:
-                raw, stat = self._bridge.wait(result)
-            except NoNodeError:
-                continue  # gone since the listing
-            path = self._bridge.full_path(broker_path(broker_id))
-            info = decode_broker(path, raw, broker_id)
-            brokers.append(dataclasses.replace(info, epoch=stat.czxid))
-        return brokers
+        return zk_paths.live_brokers(self._bridge)
 
     def _brokers_changed(self, children: list[str], event: object = None) -> bool | None:
         # kazoo's thread; the first call comes from the constructor, in _install
@@ -348,6 +351,33 @@ class ZooKeeperCoordinator:
         except NoNodeError:
             return None
         return decode_controller(self._bridge.full_path(CONTROLLER), raw)
+
+    async def depose_controller(self, broker_id: int) -> bool:
+        self._check_started()
+        return await self._run(
+            partial(self._depose_controller, broker_id), f"depose controller {broker_id}"
+        )
+
+    def _depose_controller(self, broker_id: int) -> bool:
+        try:
+            raw, stat = self._bridge.get(CONTROLLER)
+        except NoNodeError:
+            return False
+        holder = decode_controller(self._bridge.full_path(CONTROLLER), raw)
+        if holder != broker_id or stat.ephemeralOwner == self._bridge.session_id:
+            return False
+        try:
+            self._bridge.delete(CONTROLLER, version=stat.version)
+        except (NoNodeError, BadVersionError):
+            return False  # it changed hands meanwhile
+        log.warning(
+            "broker %d: deposed controller %d (its session 0x%x was still open): "
+            "the live brokers stand again",
+            self.broker_id,
+            broker_id,
+            stat.ephemeralOwner,
+        )
+        return True
 
     async def elect_controller(self) -> bool:
         """Stand for controller: True if this broker is it now.

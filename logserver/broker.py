@@ -14,11 +14,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from client.errors import LogServerError
+from client.errors import LogServerError, StorageError
 from client.protocol import RequestHeader
 from coordination import BrokerInfo, Coordinator, PartitionState, TopicAssignment
 from logserver.append_notifier import AppendNotifier
 from logserver.config import BrokerConfig
+from logserver.liveness_probe import LivenessProbe
 from logserver.log import PartitionLog
 from logserver.log.segment import now_ms
 from logserver.log_manager import LogManager
@@ -75,6 +76,8 @@ class Broker:
         self._tasks: list[asyncio.Task[None]] = []
         self._topic_locks: dict[str, asyncio.Lock] = {}
         self._stopping = False
+        self._registered = False  # no role is taken before the registration
+        self._controller_probe: LivenessProbe | None = None
 
     @property
     def broker_id(self) -> int:
@@ -94,17 +97,21 @@ class Broker:
         await loop.run_in_executor(
             self.executor, self.logs.load, {name: t.config for name, t in topics.items()}
         )
-        # Roles first, so the first request finds every partition served.
-        for name in set(topics) | self.logs.topics():
-            await self.sync_topic(name)
         for endpoint in self.config.listeners:
             self.bound.append(await self.network.listen(endpoint.host, endpoint.port))
         advertised = self.config.advertised_listeners[0]
         port = advertised.port or self.bound[0][1]
+        # Register before taking any role: a broker whose id another live broker holds
+        # must be refused before it fetches (or leads) as that broker.
         await self.coordinator.register_broker(
             BrokerInfo(self.broker_id, advertised.host, port, self.config.broker_rack)
         )
+        self._registered = True
         self.brokers = await self.coordinator.live_brokers()
+        # Notifications before now were ignored: this read covers them.
+        topics = await self.coordinator.topics()
+        for name in set(topics) | self.logs.topics():
+            await self.sync_topic(name)
         if self.coordinator.mode != "standalone":
             from logserver.controller import Controller
 
@@ -121,7 +128,15 @@ class Broker:
             )
             self.coordinator.add_controller_listener(self._on_controller_change)
             await self.controller.start()
-            self.controller_id = await self.coordinator.controller_id()
+            current = await self.coordinator.controller_id()
+            self.controller_id = -1 if current is None else current
+            probe_s = self.config.controller_liveness_probe_interval_ms / 1000
+            if probe_s:
+                self._controller_probe = LivenessProbe(
+                    self.broker_id, self._on_controller_refusing, interval_s=probe_s
+                )
+                self._controller_probe.start()
+                self._watch_controller()
         self._spawn(self._isr_loop(), "isr-maintenance")
         self._spawn(self._retention_loop(), "retention")
         self._spawn(self._flush_loop(), "flusher")
@@ -138,6 +153,8 @@ class Broker:
         # followers (no longer served) as lagging and shrink the ISR to this broker alone.
         # Coordinator notifications arriving from now on start nothing.
         self._stopping = True
+        if self._controller_probe is not None:
+            await self._controller_probe.close()
         for task in self._tasks:
             task.cancel()
         await self.network.shutdown(drain_timeout_s)
@@ -217,12 +234,33 @@ class Broker:
 
     def _on_controller_change(self, controller_id: int | None) -> None:
         self.controller_id = -1 if controller_id is None else controller_id
+        self._watch_controller()
+
+    def _watch_controller(self) -> None:
+        """Probe the controller (another broker) so that a dead one is deposed at once
+        rather than after its session expires (logserver/liveness_probe.py)."""
+        if self._controller_probe is None:
+            return
+        info = None
+        if self.controller_id not in (-1, self.broker_id):
+            info = self.broker_address(self.controller_id)
+        self._controller_probe.watch([info] if info is not None else [])
+
+    def _on_controller_refusing(self, info: BrokerInfo) -> None:
+        self._spawn(self._depose(info.broker_id), "depose-controller")
+
+    async def _depose(self, broker_id: int) -> None:
+        try:
+            await self.coordinator.depose_controller(broker_id)
+        except LogServerError as exc:
+            log.info("could not depose controller %d: %s", broker_id, exc)
 
     def _on_brokers_change(self, broker_ids: tuple[int, ...]) -> None:
         self._spawn_retrying(self._refresh_brokers, "refresh-brokers")
 
     async def _refresh_brokers(self) -> None:
         self.brokers = await self.coordinator.live_brokers()
+        self._watch_controller()
 
     def _on_session_change(self, state: object) -> None:
         """Session lost: stop leading (others may have taken over); back: re-read everything."""
@@ -251,12 +289,14 @@ class Broker:
         Under the topic's lock, so a state read here is never older than one a
         concurrent ``sync_topic`` applies; a topic not known yet is synced whole.
         """
+        if not self._registered:
+            return
         async with self._topic_lock(topic):
             assignment = self.topics.get(topic)
             if assignment is None:
                 await self._sync_topic_locked(topic)
                 return
-            state = await self.coordinator.partition_state(topic, partition)
+            state = await self._read_state(topic, partition)
             if state is None:
                 return
             self.partition_states[(topic, partition)] = state
@@ -264,6 +304,18 @@ class Broker:
             partition_log = self.logs.get(topic, partition)
             if self.broker_id in replicas and partition_log is not None:
                 self._take_role((topic, partition), partition_log, replicas, state)
+
+    async def _read_state(self, topic: str, partition: int) -> PartitionState | None:
+        """The partition's state; None when it is missing or unreadable.
+
+        A state znode holding nonsense is logged and the partition left as it is: the
+        rest keep serving, and the watch fires again when someone writes a valid state.
+        """
+        try:
+            return await self.coordinator.partition_state(topic, partition)
+        except StorageError as exc:
+            log.error("%s-%d: ignoring its unreadable state: %s", topic, partition, exc)
+            return None
 
     def _topic_lock(self, name: str) -> asyncio.Lock:
         return self._topic_locks.setdefault(name, asyncio.Lock())
@@ -310,6 +362,8 @@ class Broker:
 
     async def sync_topic(self, name: str) -> None:
         """Make the local logs and caches match the coordinator's view of ``name``."""
+        if not self._registered:
+            return
         async with self._topic_lock(name):
             await self._sync_topic_locked(name)
 
@@ -326,7 +380,7 @@ class Broker:
             self.notifier.notify_topic(name)
             return
         for partition, replicas in assignment.replicas.items():
-            state = await self.coordinator.partition_state(name, partition)
+            state = await self._read_state(name, partition)
             if state is not None:
                 self.partition_states[(name, partition)] = state
             if self.broker_id not in replicas:

@@ -487,7 +487,15 @@ class Controller:
         ``_KeptChanging`` after ``RETRIES`` conflicts.
         """
         for _ in range(RETRIES):
-            found = await self.coordinator.partition_state_with_version(topic, partition)
+            try:
+                found = await self.coordinator.partition_state_with_version(topic, partition)
+            except StorageError as exc:
+                # One unreadable state (written by hand?) must not stall every other
+                # partition's election: left alone until someone writes a valid one.
+                log.error(
+                    "controller: %s-%d: unreadable state, left alone: %s", topic, partition, exc
+                )
+                return None
             if found is None:
                 return None
             state, version = found

@@ -16,7 +16,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from client.errors import InvalidRequestError, LogServerError, UnknownTopicOrPartitionError
+from client.errors import (
+    InvalidRequestError,
+    LogServerError,
+    OffsetOutOfRangeError,
+    UnknownTopicOrPartitionError,
+)
 from logserver.api.checks import int_field, list_field
 from logserver.log import FileSlice
 from logserver.network.response import Response
@@ -98,7 +103,17 @@ def _collect(
         budget = min(partition_max, max_bytes - total)
         try:
             if replica_id >= 0:
-                # A follower's fetch offset is its log end: the leader learns its progress.
+                # A follower's fetch offset is its log end: the leader learns its progress,
+                # once the offset is known to be in its log. An offset past the log end
+                # claims records nobody wrote: counted, it would move the high watermark
+                # (and complete acks=all) for records the follower does not have.
+                broker.replicas.require_leader(tp)
+                end = partition_log.log_end_offset
+                if offset > end:
+                    raise OffsetOutOfRangeError(
+                        f"{topic}-{partition}: replica {replica_id} fetches at offset "
+                        f"{offset}, past the leader's log end {end}"
+                    )
                 broker.replicas.on_follower_fetch(tp, replica_id, offset)
                 limit = None
             else:

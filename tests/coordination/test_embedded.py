@@ -91,6 +91,8 @@ async def test_the_registered_broker_is_live_and_the_controller(open_coordinator
 
     assert await coord.live_brokers() == [BROKER]
     assert await coord.controller_id() == 1
+    assert await coord.depose_controller(1) is False  # the one broker stays controller
+    assert await coord.controller_id() == 1
 
 
 async def test_registering_again_updates_the_endpoint_but_a_second_id_is_refused(coord):

@@ -574,3 +574,24 @@ def test_without_the_zookeeper_package_the_message_says_what_to_install(tmp_path
 
     with pytest.raises(ZooKeeperNotInstalledError, match="apt-get install zookeeper"):
         ZooKeeperProcess(tmp_path).start()
+
+
+async def test_a_controller_found_dead_is_deposed_and_the_candidates_stand_again(open_zk):
+    one, two = await open_zk(1), await open_zk(2)
+    assert await one.elect_controller() is True
+    assert await two.elect_controller() is False
+    first_epoch = one.controller_epoch
+
+    assert await two.depose_controller(2) is False  # broker 2 does not hold it
+    assert await one.depose_controller(1) is False  # nor does a broker depose itself
+    assert one.is_controller
+    assert await two.depose_controller(1) is True
+
+    await eventually(
+        lambda: (
+            (one.is_controller or two.is_controller)
+            and (one.controller_epoch or two.controller_epoch) == first_epoch + 1
+        ),
+        what="a new election, at the next controller epoch",
+    )
+    assert one.is_controller != two.is_controller
