@@ -434,9 +434,15 @@ class Broker:
         return self.replicas.high_watermark(tp, partition_log)
 
     def min_insync_replicas(self, topic: str) -> int:
+        """The topic's setting, else the broker's, else 2 with 3+ replicas (1 below)."""
         assignment = self.topics.get(topic)
         override = assignment.config.get("min.insync.replicas") if assignment else None
-        return int(override) if override else self.config.min_insync_replicas
+        if override:
+            return int(override)
+        if self.config.min_insync_replicas is not None:
+            return self.config.min_insync_replicas
+        replicas = next(iter(assignment.replicas.values()), ()) if assignment else ()
+        return 2 if len(replicas) >= 3 else 1
 
 
 def _report_failure(task: asyncio.Task[None]) -> None:

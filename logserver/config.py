@@ -348,9 +348,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "min.insync.replicas",
-        _int(1, _INT32_MAX),
-        "1",
-        "in-sync replicas an acks=all write needs before it succeeds",
+        _optional(_int(1, _INT32_MAX)),
+        "",
+        "in-sync replicas an acks=all write needs before it succeeds; unset: 2 for "
+        "topics with 3 or more replicas, else 1",
     ),
     Setting(
         "replica.lag.time.max.ms",
@@ -456,7 +457,7 @@ class BrokerConfig:
     auto_create_topics_enable: bool
     delete_topic_enable: bool
     broker_rack: str | None
-    min_insync_replicas: int
+    min_insync_replicas: int | None
     replica_lag_time_max_ms: int
     replica_fetch_wait_max_ms: int
     unclean_leader_election_enable: bool

@@ -37,7 +37,7 @@ def _topic_defaults(broker: Broker) -> dict[str, str]:
     defaults.update(
         {
             "cleanup.policy": "delete",
-            "min.insync.replicas": str(broker.config.min_insync_replicas),
+            "min.insync.replicas": str(broker.config.min_insync_replicas or 1),  # per topic
             "unclean.leader.election.enable": "false",
         }
     )
@@ -50,6 +50,7 @@ def _describe_topic(broker: Broker, name: str) -> list[list[Any]]:
         raise UnknownTopicOrPartitionError(f"topic {name!r} does not exist")
     overrides = assignment.config
     effective = _topic_defaults(broker)
+    effective["min.insync.replicas"] = str(broker.min_insync_replicas(name))
     effective.update(log_config_for(overrides, broker.config.log_config()).to_properties())
     effective.update(overrides)
     return [

@@ -30,6 +30,8 @@ async def long_session_cluster(
 ) -> AsyncIterator[Cluster]:
     cluster = Cluster(zookeeper, tmp_path)
     for broker in cluster.brokers:
+        at = broker.flags.index("--min-insync-replicas")  # the default is under test too
+        del broker.flags[at : at + 2]
         broker.flags += ["--zookeeper-session-timeout-ms", str(SESSION_MS)]
     try:
         await cluster.start()
@@ -58,7 +60,11 @@ async def _until(check, what: str, timeout_s: float) -> float:  # type: ignore[n
 
 async def _ready(cluster: Cluster) -> None:
     async with Admin(cluster.bootstrap, request_timeout_ms=10_000) as admin:
-        await admin.create_topic(TOPIC, 3, 3, {"min.insync.replicas": "2"})
+        await admin.create_topic(TOPIC, 3, 3)
+        await admin.create_topic("single", 1, 1)
+        # No broker or topic setting: 2 for three replicas, 1 for one.
+        assert (await admin.describe_configs(TOPIC))["min.insync.replicas"].value == "2"
+        assert (await admin.describe_configs("single"))["min.insync.replicas"].value == "1"
 
     async def full() -> bool:
         topic, controller = await _describe(cluster.bootstrap)

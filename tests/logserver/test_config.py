@@ -170,7 +170,7 @@ def test_defaults():
     assert config.auto_create_topics_enable
     assert config.delete_topic_enable
     assert config.broker_rack is None
-    assert config.min_insync_replicas == 1
+    assert config.min_insync_replicas is None  # 2 for topics with 3+ replicas, else 1
     assert config.socket_request_max_bytes == 100 << 20
     assert config.connections_max_idle_ms == 600_000
     assert config.max_inflight_requests_per_connection == 100
