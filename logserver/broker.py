@@ -247,6 +247,8 @@ class Broker:
         self._controller_probe.watch([info] if info is not None else [])
 
     def _on_controller_refusing(self, info: BrokerInfo) -> None:
+        if self.controller is not None:
+            self.controller.note_refusing(info)  # if elected next, it acts on this at once
         self._spawn(self._depose(info.broker_id), "depose-controller")
 
     async def _depose(self, broker_id: int) -> None:

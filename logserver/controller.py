@@ -287,6 +287,14 @@ class Controller:
                 self._probe.watch(())
 
     def _on_refusing(self, info: BrokerInfo) -> None:
+        self.note_refusing(info)
+
+    def note_refusing(self, info: BrokerInfo) -> None:
+        """``info``'s registration refuses connections: dead until it registers again.
+
+        The broker's own probe of the controller calls this too, so that the controller
+        elected next moves a dead controller's partitions without probing it again.
+        """
         self._refusing[info.broker_id] = info.epoch
         self._request()
 
@@ -366,7 +374,6 @@ class Controller:
                 log.info("broker %d: acting as controller (epoch %d)", self.broker_id, epoch)
                 self._active_epoch = epoch
                 self._broker_epochs = {}  # what a previous term saw proves nothing now
-                self._refusing = {}
                 topics = None
             brokers = await self.coordinator.live_brokers()
             if self._probe is not None:

@@ -80,7 +80,13 @@ class BrokerStartError(RuntimeError):
 
 
 class LaunchedBroker:
-    """One ``python -m logserver`` process on ``127.0.0.1:0`` with its data in ``data_dir``."""
+    """One ``python -m logserver`` process on ``127.0.0.1:port`` with its data in ``data_dir``.
+
+    ``port`` 0 (the default) lets the broker pick a free port; a given port is kept
+    across ``start`` after ``kill``/``stop`` (a restart on the same address, as the
+    cluster tools do). With ``log_path`` every line the broker prints is appended to
+    that file too (the broker stamps its log lines with the time).
+    """
 
     def __init__(
         self,
@@ -88,12 +94,16 @@ class LaunchedBroker:
         *,
         flags: Sequence[str] = (),
         startup_timeout_s: float = STARTUP_TIMEOUT_S,
+        port: int = 0,
+        log_path: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.flags = list(flags)
         self.startup_timeout_s = startup_timeout_s
         self.host = "127.0.0.1"
-        self.port = 0
+        self.listen_port = port
+        self.port = port
+        self.log_path = log_path
         self.exit_code: int | None = None
         self._process: subprocess.Popen[str] | None = None
         self._lines: deque[str] = deque(maxlen=200)
@@ -118,7 +128,7 @@ class LaunchedBroker:
             "-m",
             "logserver",
             "--listeners",
-            f"PLAINTEXT://{self.host}:0",
+            f"PLAINTEXT://{self.host}:{self.listen_port}",
             "--log-dirs",
             str(self.data_dir),
             *self.flags,
@@ -129,7 +139,15 @@ class LaunchedBroker:
         return "\n".join(f"    | {line}" for line in lines) or "    | (no output)"
 
     def start(self) -> LaunchedBroker:
-        """Start the broker and wait until it serves; ``BrokerStartError`` otherwise."""
+        """Start the broker and wait until it serves; ``BrokerStartError`` otherwise.
+
+        Also after ``stop`` or ``kill``: the same data directory (and port, if given).
+        """
+        if self.running:
+            raise RuntimeError(f"broker pid {self.pid} is already running")
+        self._join_reader()
+        self._ready.clear()
+        self.exit_code = None
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in _SETTING_ENV}
         env["PYTHONUNBUFFERED"] = "1"
@@ -164,7 +182,19 @@ class LaunchedBroker:
 
     def _read(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
+        log_file = None if self.log_path is None else open(self.log_path, "a")  # noqa: SIM115
+        try:
+            self._read_lines(process, log_file)
+        finally:
+            if log_file is not None:
+                log_file.close()
+
+    def _read_lines(self, process: subprocess.Popen[str], log_file: Any) -> None:
+        assert process.stdout is not None
         for line in process.stdout:
+            if log_file is not None:
+                log_file.write(line)
+                log_file.flush()
             line = line.rstrip("\n")
             self._lines.append(line)
             if not self._ready.is_set():
@@ -194,7 +224,8 @@ class LaunchedBroker:
         return process.returncode
 
     def kill(self) -> None:
-        """SIGKILL by PID and reap (failure paths and interpreter exit only)."""
+        """SIGKILL by PID and reap: failure paths, interpreter exit, and the crashes of
+        ``failover_time.py`` (``start`` runs the broker again after)."""
         process = self._process
         if process is not None and process.poll() is None:
             with contextlib.suppress(ProcessLookupError):

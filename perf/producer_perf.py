@@ -110,12 +110,19 @@ def parse_acks(text: str) -> int | str:
     raise argparse.ArgumentTypeError(f"acks must be 0, 1, -1 or all, not {text!r}")
 
 
-def add_producer_arguments(parser: argparse.ArgumentParser, *, for_consumer: bool = False) -> None:
-    """Producer settings (shared with consumer_perf's ``--produce-first``)."""
+def add_producer_arguments(
+    parser: argparse.ArgumentParser, *, for_consumer: bool = False, with_acks: bool = True
+) -> None:
+    """Producer settings (shared with consumer_perf's ``--produce-first`` and with
+    replication_perf, which sets ``acks`` per topic itself: ``with_acks=False``)."""
     parser.add_argument("--record-size", type=int, default=100, help="value bytes (default 100)")
-    parser.add_argument(
-        "--acks", type=parse_acks, default=1, help="0, 1 or all (default 1, Kafka's old default)"
-    )
+    if with_acks:
+        parser.add_argument(
+            "--acks",
+            type=parse_acks,
+            default=1,
+            help="0, 1 or all (default 1, Kafka's old default)",
+        )
     parser.add_argument(
         "--compression",
         choices=("none", "lz4", "snappy"),
