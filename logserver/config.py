@@ -247,9 +247,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("num.partitions", _int(1, _INT32_MAX), "1", "partitions of an auto-created topic"),
     Setting(
         "default.replication.factor",
-        _int(1, _INT32_MAX),
-        "1",
-        "replicas of an auto-created topic",
+        _optional(_int(1, _INT32_MAX)),
+        "",
+        "replicas of a topic created without a replication factor (auto-created too); "
+        "unset: 3 with ZooKeeper, 1 standalone",
     ),
     Setting(
         "log.retention.hours",
@@ -437,7 +438,7 @@ class BrokerConfig:
     advertised_listeners: tuple[Endpoint, ...]
     log_dirs: tuple[Path, ...]
     num_partitions: int
-    default_replication_factor: int
+    default_replication_factor: int | None
     log_retention_hours: int
     log_retention_minutes: int | None
     log_retention_ms: int | None
@@ -471,6 +472,13 @@ class BrokerConfig:
     log_format: Literal["text", "json"]
     event_loop: Literal["auto", "uvloop", "asyncio"]
     metrics_port: int | None
+
+    @property
+    def replication_factor(self) -> int:
+        """For topics created without one: the setting, else 3 in a cluster, 1 standalone."""
+        if self.default_replication_factor is not None:
+            return self.default_replication_factor
+        return 1 if self.standalone else 3
 
     @property
     def standalone(self) -> bool:

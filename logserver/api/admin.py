@@ -45,7 +45,7 @@ async def create_topic(
     check_topic_config(configs)
     partitions = broker.config.num_partitions if partitions == -1 else partitions
     if replication_factor == -1:
-        replication_factor = broker.config.default_replication_factor
+        replication_factor = broker.config.replication_factor
     if validate_only:
         if name in broker.topics or await broker.coordinator.topic(name) is not None:
             raise TopicAlreadyExistsError(f"topic {name!r} already exists")

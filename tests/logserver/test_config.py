@@ -152,7 +152,9 @@ def test_defaults():
     assert config.listeners == (Endpoint("PLAINTEXT", "localhost", 9092),)
     assert config.advertised_listeners == config.listeners
     assert config.log_dirs == (Path("data"),)
-    assert config.num_partitions == config.default_replication_factor == 1
+    assert config.num_partitions == 1
+    assert config.default_replication_factor is None
+    assert config.replication_factor == 1  # standalone; 3 with ZooKeeper
     assert (config.log_retention_hours, config.log_retention_minutes) == (168, None)
     assert config.log_retention_ms is None
     assert config.log_retention_bytes == -1
@@ -489,3 +491,16 @@ def test_config_is_frozen():
     config = load_config([], {})
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.broker_id = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        ([], {}, 1),
+        ([], {"ZOOKEEPER_CONNECT": "zk:2181"}, 3),
+        (["--default-replication-factor", "2"], {"ZOOKEEPER_CONNECT": "zk:2181"}, 2),
+        ([], {"DEFAULT_REPLICATION_FACTOR": "1", "ZOOKEEPER_CONNECT": "zk:2181"}, 1),
+    ],
+)
+def test_the_default_replication_factor_is_three_in_a_cluster(argv, env, expected):
+    assert load_config(argv, env).replication_factor == expected
