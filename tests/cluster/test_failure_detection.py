@@ -120,3 +120,47 @@ async def test_a_killed_controller_is_replaced_before_its_session_ends(
     await _until(replaced, f"a new controller, and broker {victim} out of every ISR", BOUND_S)
     for partition in led or [0]:
         await _write(survivors, partition)
+
+
+@pytest.fixture
+async def rebalancing_cluster(
+    zookeeper: ZooKeeperProcess, tmp_path: Path
+) -> AsyncIterator[Cluster]:
+    cluster = Cluster(zookeeper, tmp_path)
+    for broker in cluster.brokers:
+        at = broker.flags.index("--min-insync-replicas")
+        del broker.flags[at : at + 2]
+        broker.flags += ["--leader-imbalance-check-interval-seconds", "1"]
+    try:
+        await cluster.start()
+        yield cluster
+    finally:
+        cluster.close()
+
+
+async def test_leadership_goes_back_to_the_preferred_replica_by_itself(
+    rebalancing_cluster: Cluster,
+) -> None:
+    """auto.leader.rebalance.enable (default on), checked every second here: no
+    `elect-leaders` call is needed once the preferred replica is back in sync."""
+    cluster = rebalancing_cluster
+    await _ready(cluster)
+    topic, _ = await _describe(cluster.bootstrap)
+    preferred = topic.partitions[0].replicas[0]
+    assert topic.partitions[0].leader == preferred
+
+    assert await cluster.brokers[preferred].stop_async(timeout=15) == 0
+    others = ",".join(b.address for i, b in enumerate(cluster.brokers) if i != preferred)
+
+    async def moved() -> bool:
+        now, _ = await _describe(others)
+        return now.partitions[0].leader not in (-1, preferred)
+
+    await _until(moved, "partition 0 led by another broker", 10)
+    await cluster.brokers[preferred].start_async()
+
+    async def back() -> bool:
+        now, _ = await _describe(cluster.bootstrap)
+        return now.partitions[0].leader == preferred
+
+    await _until(back, f"partition 0 led by broker {preferred} again", 20)
