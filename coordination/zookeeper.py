@@ -120,6 +120,13 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
+REGISTRATION_WAIT_FACTOR = 1.5
+"""How long, in session timeouts, registering waits for another session's /brokers/ids/<id>.
+ZooKeeper expires a session at the first tick boundary after its timeout, so up to one tick
+(``tickTime``, at most half of any session timeout it grants) after it: waiting just the
+timeout made a broker restarted at once after kill -9 sometimes give up a moment before
+its previous run's registration went."""
+
 
 class BrokerIdInUseError(InvalidConfigurationError, ValueError):
     """Another live session holds /brokers/ids/<id>: two brokers were given one broker.id.
@@ -261,9 +268,10 @@ class ZooKeeperCoordinator:
         """Create the ephemeral /brokers/ids/<id>; registering again updates the endpoint.
 
         If another session holds the znode (this broker's previous run, not yet
-        expired, or another broker with the same id) it waits up to the session
-        timeout for it to go, then raises ``BrokerIdInUseError``. Raises
-        ``ValueError`` for an id other than this coordinator's.
+        expired, or another broker with the same id) it waits up to 1.5 times the
+        session timeout for it to go (``REGISTRATION_WAIT_FACTOR``), then raises
+        ``BrokerIdInUseError``. Raises ``ValueError`` for an id other than this
+        coordinator's.
         """
         self._check_started()
         if info.broker_id != self.broker_id:
@@ -277,7 +285,7 @@ class ZooKeeperCoordinator:
 
     def _register(self, info: BrokerInfo) -> None:
         path, value = broker_path(info.broker_id), encode_broker(info)
-        wait_s = self._bridge.session_timeout_s
+        wait_s = self._bridge.session_timeout_s * REGISTRATION_WAIT_FACTOR
         deadline = time.monotonic() + wait_s
         holder: str | None = None  # host:port of the other registration, once seen
         while True:

@@ -22,23 +22,37 @@ PID at ``close`` and, as a last resort, when the interpreter exits.
 
 The server logs through SLF4J without a binding, i.e. nowhere: its stdout and
 stderr go to ``zookeeper.out`` in the data dir and are quoted in failures.
+
+``ZooKeeperEnsemble(root, size=3).start()`` runs a replicated ensemble on
+loopback instead: one ``ZooKeeperProcess`` per member (``members``), each with
+``server.N=127.0.0.1:PEER:ELECTION`` lines for all of them in its ``zoo.cfg``
+and its ``myid`` in its data dir, run by ``QuorumPeerMain``. ``start`` launches
+every member, then waits (bounded) until each answers ``srvr`` as ``leader`` or
+``follower``; ``address`` is the connect string naming every member. A member
+killed with ``kill`` comes back on the same ports with ``start`` and rejoins.
+``leader()`` and ``followers()`` say who is which, from ``srvr``.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = [
     "ZOOKEEPER_JAR",
+    "QuorumMember",
+    "ZooKeeperEnsemble",
     "ZooKeeperNotInstalledError",
     "ZooKeeperProcess",
     "ZooKeeperStartError",
@@ -50,6 +64,12 @@ ZOOKEEPER_CONF_DIR = Path(
     "/etc/zookeeper/conf"
 )  # log4j.properties; the jar's manifest has the rest
 MAIN_CLASS = "org.apache.zookeeper.server.ZooKeeperServerMain"
+QUORUM_MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+QUORUM_MODES = ("leader", "follower")
+# Leader election backs off between notification rounds up to this (60 s by default): a
+# member started a second after the others must not wait a minute for them to answer.
+_QUORUM_JVM_FLAGS = ("-Dzookeeper.fastleader.maxNotificationInterval=1000",)
+_MODE = re.compile(r"^Mode: (\w+)", re.MULTILINE)
 HOST = "127.0.0.1"
 _PORT_ATTEMPTS = 3
 _LIVE: set[ZooKeeperProcess] = set()  # strong refs: a lost object must not leak its JVM
@@ -83,6 +103,32 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (held open together so none repeats)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((HOST, 0))
+            ports.append(sock.getsockname()[1])
+        return ports
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QuorumMember:
+    """One member of a replicated ensemble: its ``myid`` and its three loopback ports."""
+
+    server_id: int
+    client_port: int
+    peer_port: int  # followers connect to the leader here
+    election_port: int  # leader election
+
+    @property
+    def server_line(self) -> str:
+        """The ``server.N`` line every member's ``zoo.cfg`` has for this one."""
+        return f"server.{self.server_id}={HOST}:{self.peer_port}:{self.election_port}"
+
+
 class ZooKeeperProcess:
     def __init__(
         self,
@@ -90,12 +136,23 @@ class ZooKeeperProcess:
         *,
         tick_time_ms: int = 500,
         startup_timeout_s: float = 20.0,
+        quorum: Sequence[QuorumMember] = (),
+        server_id: int | None = None,
     ) -> None:
+        """A standalone server; with ``quorum`` (every member, this one included) and
+        ``server_id`` (this one's), a member of that replicated ensemble on its ports."""
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="zookeeper-"))
         self.tick_time_ms = tick_time_ms
         self.startup_timeout_s = startup_timeout_s
+        self.quorum = tuple(quorum)
+        self.server_id = server_id
         self.port = 0
+        if self.quorum:
+            mine = [m for m in self.quorum if m.server_id == server_id]
+            if len(mine) != 1:
+                raise ValueError(f"server_id {server_id} is not one of the quorum {self.quorum}")
+            self.port = mine[0].client_port
         self.paused = False
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -131,6 +188,18 @@ class ZooKeeperProcess:
     def four_letter_word(self, word: str) -> str:
         return four_letter_word(self.address, word)
 
+    @property
+    def mode(self) -> str | None:
+        """``standalone``, ``leader`` or ``follower`` as ``srvr`` says; None when it does not
+        serve (not running, paused, or an ensemble member without a quorum)."""
+        if not self.running or self.paused:
+            return None
+        try:
+            found = _MODE.search(self.four_letter_word("srvr"))
+        except OSError:
+            return None
+        return found.group(1) if found else None
+
     # -- lifecycle --------------------------------------------------------------------
 
     def command(self) -> list[str]:
@@ -145,9 +214,10 @@ class ZooKeeperProcess:
             java,
             "-Xmx256m",
             "-XX:+UseSerialGC",
+            *(_QUORUM_JVM_FLAGS if self.quorum else ()),
             "-cp",
             f"{ZOOKEEPER_CONF_DIR}:{ZOOKEEPER_JAR}",
-            MAIN_CLASS,
+            QUORUM_MAIN_CLASS if self.quorum else MAIN_CLASS,
             str(self.data_dir / "zoo.cfg"),
         ]
 
@@ -159,13 +229,14 @@ class ZooKeeperProcess:
         if self.running:
             raise RuntimeError(f"{self!r} is already running")
         command = self.command()
-        keep_port = self.port != 0  # a restart: clients are pointed at this port
+        keep_port = self.port != 0  # a restart, or an ensemble member: its ports are known
         failure = ""
         for _ in range(1 if keep_port else _PORT_ATTEMPTS):
             if not keep_port:
                 self.port = _free_port()
             self._write_config()
-            failure = self._launch(command)
+            self._spawn(command)
+            failure = self._wait_ready(time.monotonic() + self.startup_timeout_s)
             if not failure:
                 return self
         raise ZooKeeperStartError(failure)
@@ -183,11 +254,21 @@ class ZooKeeperProcess:
             "forceSync": "no",
             "preAllocSize": 1024,  # KiB, not the 64 MiB default per transaction log
         }
-        text = "".join(f"{key}={value}\n" for key, value in settings.items())
-        (self.data_dir / "zoo.cfg").write_text(text)
+        if self.quorum:
+            settings |= {"initLimit": 10, "syncLimit": 5}  # in ticks
+            (self.data_dir / "data" / "myid").write_text(f"{self.server_id}\n")
+        lines = [f"{key}={value}\n" for key, value in settings.items()]
+        lines += [f"{member.server_line}\n" for member in self.quorum]
+        (self.data_dir / "zoo.cfg").write_text("".join(lines))
 
-    def _launch(self, command: list[str]) -> str:
-        """Run the JVM and wait until it serves; "" on success, else what went wrong."""
+    def _ready(self, answer: str) -> bool:
+        found = _MODE.search(answer)
+        if found is None:
+            return False
+        return found.group(1) in (QUORUM_MODES if self.quorum else ("standalone",))
+
+    def _spawn(self, command: list[str]) -> None:
+        """Run the JVM (and return at once)."""
         with open(self.output_path, "ab") as out:
             out.write(f"--- {' '.join(command)} (port {self.port})\n".encode())
             out.flush()
@@ -201,22 +282,26 @@ class ZooKeeperProcess:
             )
         _LIVE.add(self)
         self.paused = False
-        deadline = time.monotonic() + self.startup_timeout_s
+
+    def _wait_ready(self, deadline: float) -> str:
+        """Wait until the server serves (an ensemble member: in a quorum) or ``deadline``
+        (``time.monotonic``) passes; "" on success, else what went wrong (then it is killed)."""
+        assert self._process is not None
         answer = ""
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 return (
                     f"ZooKeeper exited with {self._process.returncode} before serving on "
-                    f"{self.address} (the port may have been taken)\n{self.output()}"
+                    f"{self.address} (a port may have been taken)\n{self.output()}"
                 )
             with contextlib.suppress(OSError):
                 answer = self.four_letter_word("srvr")
-                if "Mode: standalone" in answer:
+                if self._ready(answer):
                     return ""
             time.sleep(0.05)
         self.kill()
         return (
-            f"ZooKeeper not serving on {self.address} within {self.startup_timeout_s} s "
+            f"ZooKeeper not serving on {self.address} in time "
             f"(last srvr answer: {answer.strip()!r})\n{self.output()}"
         )
 
@@ -273,6 +358,114 @@ class ZooKeeperProcess:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> ZooKeeperProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class ZooKeeperEnsemble:
+    """A replicated ZooKeeper of ``size`` members on loopback (see the module doc)."""
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        size: int = 3,
+        tick_time_ms: int = 500,
+        startup_timeout_s: float = 30.0,
+    ) -> None:
+        if size < 1:
+            raise ValueError(f"an ensemble needs at least one member, not {size}")
+        self._own_dir = root is None
+        self.root = Path(root or tempfile.mkdtemp(prefix="zookeeper-ensemble-"))
+        self.size = size
+        self.tick_time_ms = tick_time_ms
+        self.startup_timeout_s = startup_timeout_s
+        self.members: list[ZooKeeperProcess] = []
+
+    def __repr__(self) -> str:
+        return f"ZooKeeperEnsemble({', '.join(map(repr, self.members))})"
+
+    @property
+    def address(self) -> str:
+        """The connect string naming every member: ``127.0.0.1:P1,127.0.0.1:P2,…``."""
+        return ",".join(member.address for member in self.members)
+
+    def member(self, server_id: int) -> ZooKeeperProcess:
+        return next(m for m in self.members if m.server_id == server_id)
+
+    def leader(self) -> ZooKeeperProcess | None:
+        """The member that says it leads (``srvr``), or None while there is no quorum."""
+        return next((m for m in self.members if m.mode == "leader"), None)
+
+    def followers(self) -> list[ZooKeeperProcess]:
+        return [m for m in self.members if m.mode == "follower"]
+
+    def start(self) -> ZooKeeperEnsemble:
+        """Start every member and wait (``startup_timeout_s`` in all) until each is a leader or
+        a follower. On new ports each time, a few times over if a member cannot bind one.
+
+        Raises ``ZooKeeperNotInstalledError`` or ``ZooKeeperStartError``.
+        """
+        if any(m.running for m in self.members):
+            raise RuntimeError(f"{self!r} is already running")
+        failure = ""
+        for _ in range(_PORT_ATTEMPTS):
+            ports = _free_ports(3 * self.size)
+            quorum = [QuorumMember(i + 1, *ports[3 * i : 3 * i + 3]) for i in range(self.size)]
+            for member in self.members:
+                member.close()
+            for m in quorum:  # a fresh ensemble: no data from an attempt on other ports
+                shutil.rmtree(self.root / f"zookeeper-{m.server_id}" / "data", ignore_errors=True)
+            self.members = [
+                ZooKeeperProcess(
+                    self.root / f"zookeeper-{m.server_id}",
+                    tick_time_ms=self.tick_time_ms,
+                    startup_timeout_s=self.startup_timeout_s,
+                    quorum=quorum,
+                    server_id=m.server_id,
+                )
+                for m in quorum
+            ]
+            commands = [m.command() for m in self.members]  # not installed: before any JVM
+            deadline = time.monotonic() + self.startup_timeout_s
+            for member, command in zip(self.members, commands, strict=True):
+                member._write_config()
+                member._spawn(command)
+            failure = next(filter(None, (m._wait_ready(deadline) for m in self.members)), "")
+            if not failure:
+                return self
+            self.kill()
+        raise ZooKeeperStartError(f"the ensemble did not form: {failure}")
+
+    def wait_for_quorum(self, timeout_s: float = 20.0) -> ZooKeeperProcess:
+        """Wait until every running member is a leader or a follower, with one leader; return
+        the leader. Raises ``TimeoutError`` naming each member's mode."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            running = [m for m in self.members if m.running]
+            modes = [m.mode for m in running]
+            if all(mode in QUORUM_MODES for mode in modes) and modes.count("leader") == 1:
+                return running[modes.index("leader")]
+            if time.monotonic() > deadline:
+                named = {m.server_id: m.mode for m in self.members}
+                raise TimeoutError(f"no quorum within {timeout_s} s: modes {named}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL every member."""
+        for member in self.members:
+            member.kill()
+
+    def close(self) -> None:
+        """Kill every member and remove a root this object made (teardown)."""
+        for member in self.members:
+            member.close()
+        if self._own_dir:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> ZooKeeperEnsemble:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -25,6 +25,7 @@ from logserver.log.segment import now_ms
 from logserver.log_manager import LogManager
 from logserver.network.connection import HandlerResult
 from logserver.network.server import NetworkServer
+from logserver.replication.leader_state import LeaderState
 from logserver.replication.replica_fetcher import ReplicaFetcher
 from logserver.replication.replica_manager import ReplicaManager
 
@@ -328,28 +329,36 @@ class Broker:
         while True:
             await asyncio.sleep(period)
             for tp, leader in list(self.replicas.leaders.items()):
-                if not leader.followers:
+                if not leader.followers or self._wanted_isr(leader) == leader.isr:
                     continue
-                now = now_ms()
-                new_isr = leader.isr - leader.laggards(now, self.config.replica_lag_time_max_ms)
-                new_isr |= leader.expandable(now, self.config.replica_lag_time_max_ms)
-                if new_isr != leader.isr:
-                    try:
-                        await self._change_isr(tp, new_isr)
-                    except LogServerError as exc:  # ZooKeeper away: try again next round
-                        log.info("%s-%d: ISR change deferred: %s", tp[0], tp[1], exc)
+                try:
+                    await self._change_isr(tp)
+                except LogServerError as exc:  # ZooKeeper away: try again next round
+                    log.info("%s-%d: ISR change deferred: %s", tp[0], tp[1], exc)
 
-    async def _change_isr(self, tp: tuple[str, int], isr: frozenset[int]) -> None:
+    def _wanted_isr(self, leader: LeaderState) -> frozenset[int]:
+        now, max_lag = now_ms(), self.config.replica_lag_time_max_ms
+        return (leader.isr - leader.laggards(now, max_lag)) | leader.expandable(now, max_lag)
+
+    async def _change_isr(self, tp: tuple[str, int]) -> None:
         found = await self.coordinator.partition_state_with_version(*tp)
         if found is None:
             return
         state, version = found
         if state.leader != self.broker_id or state.leader_epoch != self.leader_epoch(*tp):
             return  # the controller moved on; the partition listener will tell us
+        leader = self.replicas.leaders.get(tp)
         assignment = self.topics.get(tp[0])
-        if assignment is None:
-            return  # deleted meanwhile
-        ordered = tuple(r for r in assignment.replicas.get(tp[1], ()) if r in isr)
+        if leader is None or assignment is None:
+            return  # no longer leading it, or deleted meanwhile
+        # Start from the ISR as stored, not as cached: the controller may have dropped a
+        # dead follower since, and a change worked out from the cache would put it back.
+        if leader.set_isr(state.isr):
+            self.notifier.notify(tp)
+        wanted = self._wanted_isr(leader)
+        if wanted == leader.isr:
+            return
+        ordered = tuple(r for r in assignment.replicas.get(tp[1], ()) if r in wanted)
         try:
             await self.coordinator.update_partition_state(
                 tp[0], tp[1], PartitionState(self.broker_id, state.leader_epoch, ordered), version

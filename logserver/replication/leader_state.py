@@ -85,8 +85,20 @@ class LeaderState:
         }
 
     def set_isr(self, isr: Iterable[int]) -> bool:
-        """Apply an ISR the coordinator has recorded; return True when the HW moved."""
-        self.isr = frozenset(isr) | {self.leader_id}
+        """Apply an ISR the coordinator has recorded; return True when the HW moved.
+
+        A follower that leaves the ISR (this leader found it lagging, or the controller
+        found it dead) must fetch again before it can rejoin: as in Kafka, only a fetch
+        proves a follower caught up. Its last state would otherwise make a follower killed
+        a moment ago look caught up on an idle partition for ``replica.lag.time.max.ms``,
+        and ``expandable`` would put it straight back.
+        """
+        new_isr = frozenset(isr) | {self.leader_id}
+        for replica in self.isr - new_isr:
+            state = self.followers.get(replica)
+            if state is not None:
+                state.last_fetch_ms = 0
+        self.isr = new_isr
         return self.update_high_watermark()
 
     def update_high_watermark(self) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.broker_process import BrokerProcess
-from tests.support.zookeeper_process import ZooKeeperProcess
+from tests.support.zookeeper_process import ZooKeeperEnsemble, ZooKeeperProcess
 
 _CHROOTS = itertools.count()
 CLUSTER_FLAGS = (
@@ -25,7 +25,9 @@ CLUSTER_FLAGS = (
 
 
 class Cluster:
-    def __init__(self, zookeeper: ZooKeeperProcess, root: Path, size: int = 3) -> None:
+    def __init__(
+        self, zookeeper: ZooKeeperProcess | ZooKeeperEnsemble, root: Path, size: int = 3
+    ) -> None:
         self.connect = f"{zookeeper.address}/cluster{next(_CHROOTS)}"
         self.brokers = [
             BrokerProcess(

@@ -207,7 +207,7 @@ async def test_a_broker_id_held_by_another_live_session_is_refused(open_zk, capl
     ):
         await impostor.register_broker(broker(1))
 
-    assert "waiting up to 1 s" in caplog.text
+    assert "waiting up to 2 s" in caplog.text  # 1.5 session timeouts
 
 
 # -- rack-aware assignment over the registered brokers ---------------------------------------

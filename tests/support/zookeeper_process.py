@@ -2,6 +2,7 @@
 
 from coordination.zookeeper_server import (
     ZOOKEEPER_JAR,
+    ZooKeeperEnsemble,
     ZooKeeperNotInstalledError,
     ZooKeeperProcess,
     ZooKeeperStartError,
@@ -10,6 +11,7 @@ from coordination.zookeeper_server import (
 
 __all__ = [
     "ZOOKEEPER_JAR",
+    "ZooKeeperEnsemble",
     "ZooKeeperNotInstalledError",
     "ZooKeeperProcess",
     "ZooKeeperStartError",
