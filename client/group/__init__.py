@@ -1,0 +1,1 @@
+"""Consumer groups, client side: finding the coordinator, membership, assignors."""
