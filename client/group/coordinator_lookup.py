@@ -45,10 +45,12 @@ class CoordinatorLookup:
     def __init__(self, cluster: Cluster, *, timeout_ms: int = 30_000) -> None:
         self._cluster = cluster
         self._timeout_ms = timeout_ms
-        self._coordinators: dict[str, int] = {}
+        self._coordinators: dict[str, tuple[int, str, int]] = {}
 
-    async def coordinator(self, group_id: str, *, timeout_ms: int | None = None) -> int:
-        """The coordinator's broker id (found now unless cached)."""
+    async def coordinator(
+        self, group_id: str, *, timeout_ms: int | None = None
+    ) -> tuple[int, str, int]:
+        """The coordinator's broker id, host and port (found now unless cached)."""
         known = self._coordinators.get(group_id)
         if known is not None:
             return known
@@ -65,10 +67,9 @@ class CoordinatorLookup:
                 code = body.get("error", 0)
                 if code:
                     raise error_for_code(code, body.get("error_message"))
-                node_id = int(body["node_id"])
-                await self._cluster.connection_to(body["host"], int(body["port"]), node_id)
-                self._coordinators[group_id] = node_id
-                return node_id
+                found = (int(body["node_id"]), str(body["host"]), int(body["port"]))
+                self._coordinators[group_id] = found
+                return found
             except LogServerError as exc:
                 if not (exc.retriable or isinstance(exc, NetworkError)):
                     raise
@@ -82,9 +83,9 @@ class CoordinatorLookup:
         """The coordinator moved (or died): find it again next time."""
         self._coordinators.pop(group_id, None)
 
-    async def connection(self, group_id: str) -> BrokerConnection:
-        node_id = await self.coordinator(group_id)
-        return await self._cluster.connection(node_id)
+    async def connection(self, group_id: str, *, timeout_ms: int | None = None) -> BrokerConnection:
+        node_id, host, port = await self.coordinator(group_id, timeout_ms=timeout_ms)
+        return await self._cluster.connection_to(host, port, node_id)
 
     async def request(
         self,
@@ -104,8 +105,9 @@ class CoordinatorLookup:
         backoff = _FIRST_BACKOFF_S
         while True:
             try:
-                node_id = await self.coordinator(group_id, timeout_ms=self._remaining_ms(deadline))
-                connection = await self._cluster.connection(node_id)
+                connection = await self.connection(
+                    group_id, timeout_ms=self._remaining_ms(deadline)
+                )
                 return await connection.request(
                     api_key, body, timeout_ms=self._remaining_ms(deadline)
                 )
