@@ -8,6 +8,10 @@ which finds the coordinator (cached per group), sends, and on
 ``COORDINATOR_LOAD_IN_PROGRESS`` or a lost connection finds it again and
 retries with backoff until ``timeout_ms`` has passed. Errors inside the
 response (per partition, per member) are the caller's.
+
+Group requests travel on connections of their own, not the ones fetches and
+produces use: a broker answers a connection's requests in order, and a
+JoinGroup may wait at the coordinator for as long as a rebalance takes.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class CoordinatorLookup:
         self._cluster = cluster
         self._timeout_ms = timeout_ms
         self._coordinators: dict[str, tuple[int, str, int]] = {}
+        self._connections: dict[tuple[str, int], BrokerConnection] = {}
+        self._lock = asyncio.Lock()
 
     async def coordinator(
         self, group_id: str, *, timeout_ms: int | None = None
@@ -85,7 +91,21 @@ class CoordinatorLookup:
 
     async def connection(self, group_id: str, *, timeout_ms: int | None = None) -> BrokerConnection:
         node_id, host, port = await self.coordinator(group_id, timeout_ms=timeout_ms)
-        return await self._cluster.connection_to(host, port, node_id)
+        async with self._lock:
+            existing = self._connections.get((host, port))
+            if existing is not None and not existing.closed:
+                return existing
+            connection = await BrokerConnection.open(
+                host, port, client_id=self._cluster.client_id, node_id=node_id
+            )
+            self._connections[(host, port)] = connection
+            return connection
+
+    def close(self) -> None:
+        """Close the group connections (the cluster's own are the cluster's)."""
+        for connection in self._connections.values():
+            connection.close()
+        self._connections.clear()
 
     async def request(
         self,
