@@ -1,4 +1,5 @@
-"""Cluster coordination: who the brokers are, who leads what, which topics exist.
+"""Cluster coordination: who the brokers are, who leads what, which topics exist, and
+where consumer groups stand (committed offsets).
 
 The broker codes against ``Coordinator`` (``coordination.interface``), a
 protocol shaped after the ZooKeeper layout of DESIGN.md §4. Standalone mode
@@ -12,6 +13,8 @@ from coordination.embedded import EmbeddedCoordinator
 from coordination.interface import Coordinator, PartitionStateConflictError
 from coordination.model import (
     BrokerInfo,
+    CommittedOffset,
+    OffsetFence,
     PartitionState,
     SessionState,
     TopicAssignment,
@@ -20,8 +23,10 @@ from coordination.model import (
 
 __all__ = [
     "BrokerInfo",
+    "CommittedOffset",
     "Coordinator",
     "EmbeddedCoordinator",
+    "OffsetFence",
     "PartitionState",
     "PartitionStateConflictError",
     "SessionState",

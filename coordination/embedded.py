@@ -3,7 +3,9 @@
     <data_dir>/__coordinator/
         topics/<topic>.json   one per topic: replicas, config overrides, partition states
         topics/.*.tmp         a topic file being written; a crash can leave one, start() removes it
-        consumers/            reserved for committed consumer-group offsets (not used yet)
+        consumers/<group>.json  one per consumer group: its committed offsets
+                              (``embedded_offsets``: the group id encoded, the format)
+        consumers/.*.tmp      the same, being written
 
 A topic file is replaced atomically (temp file, fsync, rename, fsync of the
 directory), so after a crash it is the old or the new version, never a mix.
@@ -16,9 +18,11 @@ Its content mirrors the znodes it stands in for::
 
 A topic file that cannot be read or parsed stops ``start()`` with a
 ``StorageError`` naming it: dropping it silently would make the broker treat
-the topic's partition logs as strays. Files that are not ours are logged and
-left alone. Broker registration is not stored: like an ephemeral znode it
-lives as long as this object.
+the topic's partition logs as strays. A corrupt offsets file does not stop
+it: it is logged, and reported (``StorageError`` naming it) whenever that
+group's offsets are read or committed, until they are deleted. Files that
+are not ours are logged and left alone. Broker registration is not stored:
+like an ephemeral znode it lives as long as this object.
 
 The registered broker is the controller, at controller epoch 1, from the
 moment it registers (controller and broker listeners hear of it then); the
@@ -26,21 +30,20 @@ session is always ``CONNECTED``. A partition state's version counts its
 updates since ``start`` (it is not stored: like a znode version it only
 matters to a reader that read it from this same object).
 
-Changes are serialised by one ``asyncio.Lock`` and their file I/O runs in a
-worker thread. A thread cannot be stopped, so a change runs to the end even if
-its caller is cancelled; otherwise the lock would be released mid-write and
-memory and disk could disagree.
+Topic changes are serialised by one ``asyncio.Lock``, offset commits and
+deletions by another, and their file I/O runs in a worker thread. A thread
+cannot be stopped, so a change runs to the end even if its caller is
+cancelled; otherwise the lock would be released mid-write and memory and disk
+could disagree. Offsets are never fenced here (``fence_for`` is None, a
+commit's fence is ignored): one broker coordinates every group.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,7 +55,9 @@ from client.errors import (
     UnknownTopicOrPartitionError,
 )
 from client.topics import validate_topic_name
+from coordination import embedded_offsets
 from coordination.assignment import assign_replicas_to_brokers
+from coordination.atomic_files import remove_file, replace_file, scan
 from coordination.interface import (
     BrokerListener,
     ControllerListener,
@@ -66,12 +71,14 @@ from coordination.interface import (
 )
 from coordination.model import (
     BrokerInfo,
+    CommittedOffset,
+    OffsetFence,
     PartitionState,
     SessionState,
     TopicAssignment,
     VersionedPartitionState,
 )
-from logserver.log.files import TMP_SUFFIX, fsync_directory
+from coordination.offsets import check_fence, check_offsets, is_partition_key, validate_group_id
 
 __all__ = ["CONTROLLER_EPOCH", "COORDINATOR_DIR", "EmbeddedCoordinator"]
 
@@ -108,7 +115,11 @@ class EmbeddedCoordinator:
 
     def __init__(self, data_dir: Path) -> None:
         self._topics_dir = Path(data_dir) / COORDINATOR_DIR / _TOPICS_DIR
+        self._consumers_dir = Path(data_dir) / COORDINATOR_DIR / embedded_offsets.CONSUMERS_DIR
         self._topics: dict[str, _Topic] = {}
+        self._offsets: dict[str, dict[tuple[str, int], CommittedOffset]] = {}  # by group
+        self._corrupt_offsets: dict[str, str] = {}  # file name → what is wrong with it
+        self._offsets_lock = asyncio.Lock()
         self._broker: BrokerInfo | None = None
         self._listeners: list[TopicListener] = []
         self._partition_listeners: list[PartitionListener] = []
@@ -129,8 +140,15 @@ class EmbeddedCoordinator:
         if self._status != "new":
             raise RuntimeError(f"{self!r}: start() called twice")
         self._topics = await asyncio.to_thread(_load_topics, self._topics_dir)
+        loaded = await asyncio.to_thread(embedded_offsets.load, self._consumers_dir)
+        self._offsets, self._corrupt_offsets = loaded.groups, loaded.corrupt
         self._status = "started"
-        log.info("standalone coordinator: %d topics in %s", len(self._topics), self._topics_dir)
+        log.info(
+            "standalone coordinator: %d topics, offsets of %d consumer groups in %s",
+            len(self._topics),
+            len(self._offsets),
+            self._topics_dir.parent,
+        )
 
     async def close(self) -> None:
         self._status = "closed"
@@ -296,6 +314,85 @@ class EmbeddedCoordinator:
         partition of a new topic after the topic listeners."""
         self._partition_listeners.append(callback)
 
+    # -- committed offsets --------------------------------------------------------------------
+
+    async def commit_offsets(
+        self,
+        group: str,
+        offsets: Mapping[tuple[str, int], CommittedOffset],
+        *,
+        fence: OffsetFence | None = None,
+    ) -> None:
+        """See ``Coordinator``: the group's file is rewritten (``fence`` is ignored)."""
+        self._check_started()
+        validate_group_id(group)
+        checked = check_offsets(group, offsets)
+        check_fence(group, fence)
+        if checked:
+            await self._change(self._commit(group, checked))
+
+    async def fetch_offsets(
+        self, group: str, partitions: Iterable[tuple[str, int]] | None = None
+    ) -> dict[tuple[str, int], CommittedOffset]:
+        self._check_started()
+        validate_group_id(group)
+        self._check_offsets_file(group)
+        stored = self._offsets.get(group, {})
+        if partitions is None:
+            return dict(stored)
+        keys = sorted({(key[0], key[1]) for key in partitions if is_partition_key(key)})
+        return {key: stored[key] for key in keys if key in stored}
+
+    async def groups(self) -> list[str]:
+        """The groups with committed offsets, and those whose file is corrupt (when its
+        name says whose it is), so that they can be seen and deleted."""
+        self._check_started()
+        found = {group for group, offsets in self._offsets.items() if offsets}
+        for name in self._corrupt_offsets:
+            group = embedded_offsets.group_of(name)
+            if group is not None:
+                found.add(group)
+        return sorted(found)
+
+    async def delete_group_offsets(self, group: str) -> bool:
+        """See ``Coordinator``: removes the group's file, a corrupt one too."""
+        self._check_started()
+        validate_group_id(group)
+        return await self._change(self._delete_offsets(group))
+
+    async def fence_for(self, topic: str, partition: int) -> OffsetFence | None:
+        """None: standalone, the one broker coordinates every group, and nobody can depose it."""
+        self._check_started()
+        return None
+
+    async def _commit(self, group: str, offsets: dict[tuple[str, int], CommittedOffset]) -> None:
+        async with self._offsets_lock:
+            self._check_offsets_file(group)
+            merged = dict(sorted({**self._offsets.get(group, {}), **offsets}.items()))
+            await asyncio.to_thread(
+                embedded_offsets.write_offsets_file, self._consumers_dir, group, merged
+            )
+            self._offsets[group] = merged
+
+    async def _delete_offsets(self, group: str) -> bool:
+        async with self._offsets_lock:
+            name = embedded_offsets.file_name(group)
+            if group not in self._offsets and name not in self._corrupt_offsets:
+                return False
+            stored = bool(self._offsets.get(group)) or name in self._corrupt_offsets
+            await asyncio.to_thread(
+                embedded_offsets.remove_offsets_file, self._consumers_dir, group
+            )
+            self._offsets.pop(group, None)
+            self._corrupt_offsets.pop(name, None)
+        log.info("deleted the committed offsets of group %r", group)
+        return stored
+
+    def _check_offsets_file(self, group: str) -> None:
+        problem = self._corrupt_offsets.get(embedded_offsets.file_name(group))
+        if problem is not None:
+            raise StorageError(problem)
+
     # -- changes ----------------------------------------------------------------------------
 
     async def _create(
@@ -426,37 +523,18 @@ def _topic_path(topics_dir: Path, name: str) -> Path:
 
 
 def _load_topics(topics_dir: Path) -> dict[str, _Topic]:
-    try:
-        for directory in (topics_dir.parent, topics_dir):
-            if not directory.is_dir():
-                directory.mkdir(parents=True, exist_ok=True)
-                fsync_directory(directory.parent)
-        entries = sorted(os.scandir(topics_dir), key=lambda e: e.name)
-    except OSError as exc:
-        raise StorageError(f"{topics_dir}: cannot open the coordinator's directory: {exc}") from exc
     topics: dict[str, _Topic] = {}
-    removed = False
-    for entry in entries:
+    for entry in scan(topics_dir, "topic file"):
         path = Path(entry.path)
-        is_file = entry.is_file(follow_symlinks=False)
-        if is_file and entry.name.endswith(TMP_SUFFIX):
-            log.warning("%s: removing a topic file left half-written by a crash", path)
-            try:
-                path.unlink()
-            except OSError as exc:
-                raise StorageError(f"{path}: cannot remove a leftover temp file: {exc}") from exc
-            removed = True
-            continue
         name = entry.name.removesuffix(_TOPIC_SUFFIX)
-        if not is_file or name == entry.name or not _is_topic_name(name):
+        if (
+            not entry.is_file(follow_symlinks=False)
+            or name == entry.name
+            or not _is_topic_name(name)
+        ):
             log.warning("%s: not a topic file; left alone", path)
             continue
         topics[name] = _read_topic_file(path, name)
-    if removed:
-        try:
-            fsync_directory(topics_dir)
-        except OSError as exc:
-            raise StorageError(f"{topics_dir}: cannot fsync: {exc}") from exc
     return topics
 
 
@@ -483,27 +561,10 @@ def _read_topic_file(path: Path, name: str) -> _Topic:
 
 
 def _write_topic_file(topics_dir: Path, name: str, topic: _Topic) -> None:
-    """Replace the topic's file atomically.
-
-    The temp file gets a short random name, not ``<topic>.json.tmp``: a 249-character
-    topic name would make that longer than the 255 bytes a file name may have.
-    """
+    """Replace the topic's file atomically (``atomic_files.replace_file``)."""
     path = _topic_path(topics_dir, name)
-    data = _encode(name, topic)
     try:
-        fd, tmp = tempfile.mkstemp(dir=topics_dir, prefix=".", suffix=TMP_SUFFIX)
-        try:
-            with open(fd, "wb") as file:
-                os.fchmod(file.fileno(), 0o644)
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        fsync_directory(topics_dir)
+        replace_file(path, _encode(name, topic))
     except OSError as exc:
         raise StorageError(f"{path}: cannot write topic file of {name!r}: {exc}") from exc
 
@@ -511,10 +572,7 @@ def _write_topic_file(topics_dir: Path, name: str, topic: _Topic) -> None:
 def _remove_topic_file(topics_dir: Path, name: str) -> None:
     path = _topic_path(topics_dir, name)
     try:
-        # Already gone is fine: a retry after an fsync failure finds it so.
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        fsync_directory(topics_dir)
+        remove_file(path)
     except OSError as exc:
         raise StorageError(f"{path}: cannot remove topic file of {name!r}: {exc}") from exc
 

@@ -20,6 +20,9 @@ so the ZooKeeper one is a translation, not a redesign:
     add_partition_listener           a watch on every state znode
     session_state,                   the ZooKeeper session (standalone: always connected)
     add_session_listener
+    commit_offsets, fetch_offsets,   /consumers/<group>/offsets/<topic>/<p>, the group encoded
+    groups, delete_group_offsets     as one segment (``coordination.offsets``)
+    fence_for                        the version of …/partitions/<p>/state, checked by a commit
 
 Every method is a coroutine because the ZooKeeper one runs blocking kazoo
 calls off the event loop. Listeners are plain callables invoked on the event
@@ -45,6 +48,8 @@ from client.errors import (
 from coordination.assignment import IncompleteRackInformationError, assign_replicas
 from coordination.model import (
     BrokerInfo,
+    CommittedOffset,
+    OffsetFence,
     PartitionState,
     SessionState,
     TopicAssignment,
@@ -97,13 +102,15 @@ class PartitionStateConflictError(FencedLeaderEpochError):
 
 @runtime_checkable
 class Coordinator(Protocol):
-    """Cluster metadata: brokers, the controller, topics, partition state.
+    """Cluster metadata: brokers, the controller, topics, partition state, and the offsets
+    consumer groups committed.
 
     Errors are the shared ones from ``client.errors`` so the broker can put
     their codes straight into a response: ``InvalidTopicError``,
     ``TopicAlreadyExistsError``, ``InvalidPartitionsError``,
     ``InvalidReplicationFactorError``, ``InvalidConfigurationError``,
-    ``InvalidRequestError``, ``UnknownTopicOrPartitionError``, and
+    ``InvalidRequestError``, ``UnknownTopicOrPartitionError``,
+    ``InvalidGroupIdError``, ``NotCoordinatorError``, and
     ``StorageError`` when the backing store fails (a disk, a corrupt file).
     """
 
@@ -293,10 +300,53 @@ class Coordinator(Protocol):
         """``callback(state)`` on the loop at every session state change."""
         ...
 
-    # -- later ------------------------------------------------------------------------------
-    # Consumer-group offsets (consumer-group issue): /consumers/<group>/offsets/<topic>/<p>,
-    # committed and fetched by the group coordinator; the embedded coordinator keeps them under
-    # <data_dir>/__coordinator/consumers/. Not part of the contract yet.
+    # -- committed consumer-group offsets (docs/groups.md) --------------------------------------
+    # Group ids are 1 to 255 characters without control characters (``InvalidGroupIdError``
+    # otherwise, from every method taking one); topics and partitions are not checked against
+    # the topics that exist: that is the group coordinator's job.
+
+    async def commit_offsets(
+        self,
+        group: str,
+        offsets: Mapping[tuple[str, int], CommittedOffset],
+        *,
+        fence: OffsetFence | None = None,
+    ) -> None:
+        """Store ``offsets`` for ``group``, all or nothing; each replaces the one stored for
+        its partition (which may be higher), the group's other partitions keep theirs.
+
+        ``fence`` (from ``fence_for``) makes the commit conditional on the coordinator
+        partition's state being unchanged since: ``NotCoordinatorError`` when it moved on
+        (another broker may coordinate the group now), and nothing is written. Standalone,
+        the fence is ignored. Raises ``InvalidGroupIdError``, ``InvalidTopicError``,
+        ``InvalidRequestError`` (a partition, offset, metadata or timestamp that cannot be
+        stored; in ZooKeeper also a commit larger than its 1 MB request limit), and
+        ``StorageError`` (standalone: the group's file is corrupt).
+        """
+        ...
+
+    async def fetch_offsets(
+        self, group: str, partitions: Iterable[tuple[str, int]] | None = None
+    ) -> dict[tuple[str, int], CommittedOffset]:
+        """The offsets stored for ``partitions`` (default: every one of the group's); a
+        partition without one is absent. Raises ``StorageError`` naming a corrupt one."""
+        ...
+
+    async def groups(self) -> list[str]:
+        """The groups with committed offsets, sorted."""
+        ...
+
+    async def delete_group_offsets(self, group: str) -> bool:
+        """Forget every offset of ``group`` (a corrupt one too); False if none was stored."""
+        ...
+
+    async def fence_for(self, topic: str, partition: int) -> OffsetFence | None:
+        """The fence of a coordinator partition: its state's version now; None if it does
+        not exist. Always None standalone, where one broker coordinates every group.
+
+        Every state change moves the version, an ISR change too: a broker still leading
+        the partition after a change takes a new fence."""
+        ...
 
 
 def config_overrides(topic: str, config: Mapping[str, str] | None) -> dict[str, str]:

@@ -8,6 +8,9 @@ the broker reading them, speak the same shapes:
     PartitionState          /brokers/topics/<t>/partitions/<p>/state      leader, epoch, ISR
     VersionedPartitionState the same, with the znode version it was read at
     SessionState            the coordinator's link to its store (always CONNECTED standalone)
+    CommittedOffset         /consumers/<group>/offsets/<topic>/<p>         a group's position
+    OffsetFence             the version of the coordinator partition's state znode, checked by
+                            a commit so that a deposed group coordinator cannot overwrite
 
 The dataclasses are frozen so a value handed to the broker cannot change under
 it; coordinators hand out fresh dicts, so mutating one never reaches the
@@ -23,6 +26,8 @@ from typing import NamedTuple
 
 __all__ = [
     "BrokerInfo",
+    "CommittedOffset",
+    "OffsetFence",
     "PartitionState",
     "SessionState",
     "TopicAssignment",
@@ -118,3 +123,31 @@ class SessionState(enum.Enum):
     SUSPENDED = "suspended"  # connection lost, session maybe still alive: ephemerals still there
     LOST = "lost"  # session expired: its ephemeral znodes are gone
     CLOSED = "closed"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CommittedOffset:
+    """Where a consumer group stands in one partition: the next offset it will consume.
+
+    ``metadata`` is the application's own string, stored and returned as given;
+    ``commit_timestamp`` is when the coordinator accepted the commit, in ms since
+    the epoch (0: unknown).
+    """
+
+    offset: int
+    metadata: str = ""
+    commit_timestamp: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OffsetFence:
+    """The state znode version of a coordinator partition (``__consumer_offsets``-<p>), as
+    its leader read it on becoming the groups' coordinator (``Coordinator.fence_for``).
+
+    A commit that carries it is refused (``NotCoordinatorError``) once that state
+    has changed: another broker may lead the partition, and coordinate the group, now.
+    """
+
+    topic: str
+    partition: int
+    version: int

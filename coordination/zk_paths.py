@@ -10,17 +10,22 @@
                                                    "isr": [1, 2], "controller_epoch": 7}
     /config/topics/<topic>                        {"version": 1, "config": {"retention.ms": "1"}}
     /admin/delete_topics/<topic>                  empty: a deletion asked for and not finished
+    /consumers/<group>/offsets/<topic>/<p>        {"version": 1, "offset": 42, "metadata": "",
+                                                   "commit_timestamp": <ms>}
+                                                  <group> as ``coordination.offsets.encode_group``
 
-Values are Kafka's shapes. Every decoder checks the whole value and raises
-``StorageError`` naming the znode (chroot included) and quoting the start of
-the bad value: a corrupt znode is an operator's problem to look at, never
-something to guess around.
+Values are Kafka's shapes (committed offsets are where Kafka's old
+ZooKeeper-based consumers kept them, as JSON instead of a bare number). Every
+decoder checks the whole value and raises ``StorageError`` naming the znode
+(chroot included) and quoting the start of the bad value: a corrupt znode is
+an operator's problem to look at, never something to guess around.
 
 The second half is the blocking work on topic and partition-state znodes, as
 plain functions of a ``KazooBridge`` run in its worker threads (no asyncio
-here). A topic's znodes are created in one transaction and deleted in one, so
-no reader ever sees half a topic; updates are conditional on the version read
-and retried (``RETRIES``) when another change came first.
+here; the offsets' work is ``coordination.zk_offsets``). A topic's znodes
+are created in one transaction and deleted in one, so no reader ever sees
+half a topic; updates are conditional on the version read and retried
+(``RETRIES``) when another change came first.
 """
 
 from __future__ import annotations
@@ -56,10 +61,12 @@ from coordination.interface import (
 )
 from coordination.model import (
     BrokerInfo,
+    CommittedOffset,
     PartitionState,
     TopicAssignment,
     VersionedPartitionState,
 )
+from coordination.offsets import encode_group, offset_fields, parse_offset_fields
 
 if TYPE_CHECKING:
     from coordination.kazoo_bridge import KazooBridge
@@ -68,6 +75,7 @@ __all__ = [
     "BASE_PATHS",
     "BROKER_IDS",
     "CONFIG_TOPICS",
+    "CONSUMERS",
     "CONTROLLER",
     "CONTROLLER_EPOCH",
     "DELETE_TOPICS",
@@ -85,6 +93,7 @@ __all__ = [
     "decode_config",
     "decode_controller",
     "decode_epoch",
+    "decode_offset",
     "decode_state",
     "decode_topic",
     "delete_marker_path",
@@ -93,17 +102,23 @@ __all__ = [
     "encode_config",
     "encode_controller",
     "encode_epoch",
+    "encode_offset",
     "encode_state",
     "encode_topic",
     "failed_op",
     "finish_pending_deletions",
+    "group_offsets_path",
+    "group_path",
     "live_brokers",
+    "offset_path",
+    "offsets_topic_path",
     "partition_path",
     "partitions_path",
     "read_state",
     "read_topic",
     "read_topics",
     "state_path",
+    "subtree",
     "topic_path",
     "update_state",
 ]
@@ -114,7 +129,8 @@ CONFIG_TOPICS = "/config/topics"
 DELETE_TOPICS = "/admin/delete_topics"
 CONTROLLER = "/controller"
 CONTROLLER_EPOCH = "/controller_epoch"
-BASE_PATHS = (BROKER_IDS, TOPICS, CONFIG_TOPICS, DELETE_TOPICS)
+CONSUMERS = "/consumers"
+BASE_PATHS = (BROKER_IDS, TOPICS, CONFIG_TOPICS, DELETE_TOPICS, CONSUMERS)
 """Created at start: watches need their parents, and a transaction cannot create parents."""
 
 RETRIES = 10
@@ -152,6 +168,22 @@ def config_path(topic: str) -> str:
 
 def delete_marker_path(topic: str) -> str:
     return f"{DELETE_TOPICS}/{topic}"
+
+
+def group_path(group: str) -> str:
+    return f"{CONSUMERS}/{encode_group(group)}"
+
+
+def group_offsets_path(group: str) -> str:
+    return f"{CONSUMERS}/{encode_group(group)}/offsets"
+
+
+def offsets_topic_path(group: str, topic: str) -> str:
+    return f"{CONSUMERS}/{encode_group(group)}/offsets/{topic}"
+
+
+def offset_path(group: str, topic: str, partition: int) -> str:
+    return f"{CONSUMERS}/{encode_group(group)}/offsets/{topic}/{partition}"
 
 
 # -- encoding -------------------------------------------------------------------------------
@@ -193,6 +225,10 @@ def encode_state(state: PartitionState, controller_epoch: int) -> bytes:
             "controller_epoch": controller_epoch,
         }
     )
+
+
+def encode_offset(offset: CommittedOffset) -> bytes:
+    return _dump({"version": _VERSION, **offset_fields(offset)})
 
 
 # -- decoding: ValueError inside, StorageError naming the znode outside ---------------------
@@ -297,6 +333,10 @@ def decode_state(path: str, raw: bytes | None) -> tuple[PartitionState, int]:
     return _decode(path, raw, parse)
 
 
+def decode_offset(path: str, raw: bytes | None) -> CommittedOffset:
+    return _decode(path, raw, lambda data: parse_offset_fields(_object(data)))
+
+
 # -- blocking work on topics and partition states (KazooBridge worker threads) --------------
 
 
@@ -382,7 +422,7 @@ def finish_deletion(zk: KazooBridge, name: str) -> bool:
     """Remove the topic's znodes, config and deletion mark at once; False if already gone."""
     for _ in range(RETRIES):
         try:
-            paths = _subtree(zk, topic_path(name))
+            paths = subtree(zk, topic_path(name))
         except NoNodeError:
             with contextlib.suppress(NoNodeError):
                 zk.delete(delete_marker_path(name))
@@ -408,7 +448,7 @@ def finish_pending_deletions(zk: KazooBridge) -> None:
         finish_deletion(zk, name)
 
 
-def _subtree(zk: KazooBridge, root: str) -> list[str]:
+def subtree(zk: KazooBridge, root: str) -> list[str]:
     """``root`` and everything under it, children before parents (one round trip per level)."""
     found: list[str] = []
     level = [root]

@@ -19,6 +19,11 @@ For the controller and the replication work (all in the protocol too):
     update_partition_state(topic, p, state, version)   conditional set; returns the new version
     session_state, add_session_listener(cb)            cb(SessionState)
 
+For the group coordinator: ``commit_offsets`` (one transaction, fenced by
+``fence_for``'s version of the coordinator partition's state),
+``fetch_offsets``, ``groups``, ``delete_group_offsets``; the znode work is
+``zk_offsets``.
+
 **Sessions.** SUSPENDED: the connection dropped, the session (with this
 broker's ephemeral znodes) may still live; kazoo reconnects. LOST: the session
 expired, the registration and (if this broker was controller) /controller are
@@ -87,11 +92,15 @@ from coordination.interface import (
 from coordination.kazoo_bridge import KazooBridge, TopicWatcher, ZooKeeperUnavailableError
 from coordination.model import (
     BrokerInfo,
+    CommittedOffset,
+    OffsetFence,
     PartitionState,
     SessionState,
     TopicAssignment,
     VersionedPartitionState,
 )
+from coordination.offsets import check_fence, check_offsets, is_partition_key, validate_group_id
+from coordination.zk_offsets import ZooKeeperOffsets
 from coordination.zk_paths import (
     BASE_PATHS,
     BROKER_IDS,
@@ -182,6 +191,7 @@ class ZooKeeperCoordinator:
             request_timeout_s=self._bridge.request_timeout_s,
         )
         self._brokers_watched = False
+        self._offsets = ZooKeeperOffsets(self._bridge)
 
     def __repr__(self) -> str:
         return f"ZooKeeperCoordinator({self.connect!r}, broker {self.broker_id}, {self._status})"
@@ -605,6 +615,53 @@ class ZooKeeperCoordinator:
             fence=fence,
         )
         return await self._run(update, f"update {topic}-{partition} state")
+
+    # -- committed offsets (the znode work is in zk_offsets) ----------------------------
+
+    async def commit_offsets(
+        self,
+        group: str,
+        offsets: Mapping[tuple[str, int], CommittedOffset],
+        *,
+        fence: OffsetFence | None = None,
+    ) -> None:
+        """See ``Coordinator``: one transaction, which also checks ``fence`` when given."""
+        self._check_started()
+        validate_group_id(group)
+        checked = check_offsets(group, offsets)
+        check_fence(group, fence)
+        commit = partial(self._offsets.commit, group, checked, fence)
+        await self._run(commit, f"commit {len(checked)} offsets of group {group!r}")
+
+    async def fetch_offsets(
+        self, group: str, partitions: Iterable[tuple[str, int]] | None = None
+    ) -> dict[tuple[str, int], CommittedOffset]:
+        self._check_started()
+        validate_group_id(group)
+        keys = None if partitions is None else list(partitions)
+        fetch = partial(self._offsets.fetch, group, keys)
+        return await self._run(fetch, f"fetch the offsets of group {group!r}")
+
+    async def groups(self) -> list[str]:
+        self._check_started()
+        return await self._run(self._offsets.groups, "list the consumer groups")
+
+    async def delete_group_offsets(self, group: str) -> bool:
+        self._check_started()
+        validate_group_id(group)
+        delete = partial(self._offsets.delete, group)
+        deleted = await self._run(delete, f"delete the offsets of group {group!r}")
+        if deleted:
+            log.info("deleted the committed offsets of group %r", group)
+        return deleted
+
+    async def fence_for(self, topic: str, partition: int) -> OffsetFence | None:
+        """The version of ``topic``-``partition``'s state znode now; None if it is missing."""
+        self._check_started()
+        if not is_partition_key((topic, partition)):
+            return None
+        read = partial(self._offsets.fence_for, topic, partition)
+        return await self._run(read, f"read the version of {topic}-{partition} state")
 
     # -- sessions -----------------------------------------------------------------------
 

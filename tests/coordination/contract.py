@@ -7,6 +7,10 @@ for broker 1 (registered unless ``register=False``, not started if
 ``start=False``); every one it opens on the same test's store (a data dir, a
 ZooKeeper chroot) sees the same topics, and all are closed at teardown.
 
+Committed offsets are here too; what differs by store (ZooKeeper's fence and
+transaction, the standalone files, corrupt znodes and files) is in each
+store's own test module.
+
 Listener notifications may arrive after the change returned (a ZooKeeper
 watch fires later), so the tests wait for them with ``eventually``.
 """
@@ -22,6 +26,7 @@ import pytest
 
 from client.errors import (
     InvalidConfigurationError,
+    InvalidGroupIdError,
     InvalidPartitionsError,
     InvalidReplicationFactorError,
     InvalidRequestError,
@@ -29,9 +34,12 @@ from client.errors import (
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
+from client.topic_partition import TopicPartition
 from coordination import (
     BrokerInfo,
+    CommittedOffset,
     Coordinator,
+    OffsetFence,
     PartitionState,
     PartitionStateConflictError,
     SessionState,
@@ -59,7 +67,235 @@ async def quietly(seconds: float = 0.3) -> None:
     await asyncio.sleep(seconds)
 
 
-class CoordinatorContract:
+# -- committed consumer-group offsets ------------------------------------------------------
+
+GROUP_IDS = [
+    "orders-app",
+    "a/b",
+    "/",
+    ".",
+    "..",
+    "../../etc",
+    "%2F",
+    "grüße 🚀 消费者",
+    " spaced  out ",
+    "x" * 255,
+    "é" * 255,
+]
+
+
+def at(offset: int, metadata: str = "", timestamp: int = 1_700_000_000_000) -> CommittedOffset:
+    return CommittedOffset(offset, metadata, timestamp)
+
+
+class OffsetsContract:
+    """Committed offsets, whichever store keeps them (``CoordinatorContract`` includes it)."""
+
+    async def test_a_commit_is_fetched_back_whole_or_by_partition(self, coord):
+        offsets = {("orders", 0): at(5), ("orders", 2): at(7, "m"), ("payments", 0): at(0)}
+
+        await coord.commit_offsets("app", offsets)
+
+        assert await coord.fetch_offsets("app") == offsets
+        assert await coord.fetch_offsets("app", [("orders", 2), ("orders", 1), ("ghost", 0)]) == {
+            ("orders", 2): at(7, "m")
+        }
+        assert await coord.fetch_offsets("app", []) == {}
+        assert await coord.fetch_offsets("other") == {}
+        assert await coord.fetch_offsets("other", [("orders", 0)]) == {}
+
+    async def test_partitions_may_be_named_by_topic_partition(self, coord):
+        await coord.commit_offsets("app", {TopicPartition("orders", 1): at(3)})
+
+        fetched = await coord.fetch_offsets("app", [TopicPartition("orders", 1)])
+
+        assert fetched == {("orders", 1): at(3)}
+        assert type(next(iter(fetched))) is tuple
+
+    async def test_fetch_leaves_out_partitions_that_cannot_have_an_offset(self, coord):
+        await coord.commit_offsets("app", {("orders", 0): at(1)})
+
+        asked = [("orders", 0), ("a/b", 0), ("..", 0), ("orders", -1), ("orders", True), "x"]
+
+        assert await coord.fetch_offsets("app", asked) == {("orders", 0): at(1)}
+
+    async def test_a_commit_replaces_the_partitions_it_names_and_keeps_the_others(self, coord):
+        await coord.commit_offsets("app", {("orders", 0): at(5, "first"), ("orders", 1): at(6)})
+
+        await coord.commit_offsets("app", {("orders", 0): at(9, "second"), ("new", 3): at(1)})
+        await coord.commit_offsets("app", {("orders", 0): at(2)})  # backwards is allowed
+
+        assert await coord.fetch_offsets("app") == {
+            ("orders", 0): at(2),
+            ("orders", 1): at(6),
+            ("new", 3): at(1),
+        }
+
+    @pytest.mark.parametrize(
+        "metadata",
+        ["", "plain", 'quotes " and \\ backslashes', "lines\nand\ttabs\u0000nul", "ü🚀" * 1000],
+    )
+    async def test_metadata_and_timestamp_come_back_as_committed(self, coord, metadata):
+        offset = CommittedOffset(2**62, metadata, 1_712_345_678_901)
+
+        await coord.commit_offsets("app", {("orders", 0): offset})
+
+        assert await coord.fetch_offsets("app") == {("orders", 0): offset}
+
+    async def test_the_defaults_are_no_metadata_and_no_timestamp(self, coord):
+        await coord.commit_offsets("app", {("orders", 0): CommittedOffset(4)})
+
+        assert await coord.fetch_offsets("app") == {("orders", 0): CommittedOffset(4, "", 0)}
+
+    async def test_any_legal_group_id_is_a_group_of_its_own(self, coord):
+        for index, group in enumerate(GROUP_IDS):
+            await coord.commit_offsets(group, {("orders", index): at(index)})
+
+        for index, group in enumerate(GROUP_IDS):
+            assert await coord.fetch_offsets(group) == {("orders", index): at(index)}, group
+        assert await coord.groups() == sorted(GROUP_IDS)
+
+    async def test_groups_lists_the_groups_with_offsets_sorted(self, coord):
+        assert await coord.groups() == []
+        await coord.commit_offsets("b", {("orders", 0): at(1)})
+        await coord.commit_offsets("a", {("orders", 0): at(1), ("payments", 1): at(2)})
+        await coord.commit_offsets("empty", {})
+
+        assert await coord.groups() == ["a", "b"]
+
+    async def test_delete_forgets_the_group_and_says_whether_there_was_one(self, coord):
+        await coord.commit_offsets("app", {("orders", 0): at(1), ("payments", 4): at(2)})
+        await coord.commit_offsets("keep", {("orders", 0): at(3)})
+
+        assert await coord.delete_group_offsets("app") is True
+        assert await coord.delete_group_offsets("app") is False
+        assert await coord.delete_group_offsets("never") is False
+
+        assert await coord.fetch_offsets("app") == {}
+        assert await coord.groups() == ["keep"]
+        assert await coord.fetch_offsets("keep") == {("orders", 0): at(3)}
+
+    async def test_a_deleted_group_commits_again_from_scratch(self, coord):
+        await coord.commit_offsets("app", {("orders", 0): at(1), ("orders", 1): at(2)})
+        await coord.delete_group_offsets("app")
+
+        await coord.commit_offsets("app", {("orders", 1): at(9)})
+
+        assert await coord.fetch_offsets("app") == {("orders", 1): at(9)}
+
+    async def test_offsets_survive_a_new_instance(self, open_coordinator):
+        first = await open_coordinator()
+        await first.commit_offsets("a/b", {("orders", 0): at(5, "m"), ("orders", 1): at(6)})
+        await first.commit_offsets("x" * 255, {("orders", 0): at(7)})
+        await first.commit_offsets("gone", {("orders", 0): at(8)})
+        await first.delete_group_offsets("gone")
+        await first.close()
+
+        second = await open_coordinator(register=False)
+
+        assert await second.groups() == sorted(["a/b", "x" * 255])
+        assert await second.fetch_offsets("a/b") == {
+            ("orders", 0): at(5, "m"),
+            ("orders", 1): at(6),
+        }
+        assert await second.fetch_offsets("x" * 255) == {("orders", 0): at(7)}
+        assert await second.fetch_offsets("gone") == {}
+
+    async def test_concurrent_commits_all_land(self, coord):
+        commits = [
+            coord.commit_offsets(group, {("orders", p): at(p), ("payments", p): at(p + 100)})
+            for group in ("one", "two")
+            for p in range(10)
+        ]
+
+        await asyncio.gather(*commits)
+
+        for group in ("one", "two"):
+            offsets = await coord.fetch_offsets(group)
+            assert len(offsets) == 20
+            assert offsets[("payments", 9)] == at(109)
+
+    async def test_a_commit_of_many_partitions_is_fetched_back(self, coord):
+        offsets = {
+            (f"topic-{t}", p): at(t * 1000 + p, f"m{p}") for t in range(4) for p in range(50)
+        }
+
+        await coord.commit_offsets("big", offsets)
+        await coord.commit_offsets("big", offsets)
+
+        assert await coord.fetch_offsets("big") == offsets
+
+    # -- bad input ------------------------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        ("group", "match"),
+        [
+            ("", "empty"),
+            ("x" * 256, "at most 255 characters"),
+            ("x" * 10_000, "at most 255 characters"),
+            ("a\nb", "control character"),
+            ("tab\there", "control character"),
+            ("\x7f", "control character"),
+            ("\ud800", "surrogate"),
+            (7, "must be a string"),
+        ],
+    )
+    async def test_an_illegal_group_id_is_refused_by_every_call(self, coord, group, match):
+        with pytest.raises(InvalidGroupIdError, match=match):
+            await coord.commit_offsets(group, {("orders", 0): at(1)})
+        with pytest.raises(InvalidGroupIdError, match=match):
+            await coord.fetch_offsets(group)
+        with pytest.raises(InvalidGroupIdError, match=match):
+            await coord.delete_group_offsets(group)
+
+        assert await coord.groups() == []
+
+    @pytest.mark.parametrize(
+        ("offsets", "error", "match"),
+        [
+            ({("a/b", 0): at(1)}, InvalidTopicError, "'a/b'"),
+            ({("orders", -1): at(1)}, InvalidRequestError, "partition -1"),
+            ({("orders", "0"): at(1)}, InvalidRequestError, "partition '0'"),
+            ({("orders", 0): at(-5)}, InvalidRequestError, "offset -5"),
+            ({("orders", 0): CommittedOffset(1.5)}, InvalidRequestError, "offset 1.5"),
+            ({("orders", 0): CommittedOffset(1, None)}, InvalidRequestError, "metadata None"),
+            ({("orders", 0): CommittedOffset(1, "", -1)}, InvalidRequestError, "commit_timestamp"),
+            ({("orders", 0): 5}, InvalidRequestError, "not a CommittedOffset"),
+            ({"orders": at(1)}, InvalidRequestError, "not a \\(topic, partition\\)"),
+            ([(("orders", 0), at(1))], InvalidRequestError, "must be a mapping"),
+        ],
+    )
+    async def test_a_commit_with_one_bad_partition_stores_nothing(
+        self, coord, offsets, error, match
+    ):
+        await coord.commit_offsets("app", {("orders", 0): at(1)})
+        if isinstance(offsets, dict):
+            offsets = {("orders", 0): at(2), ("orders", 1): at(2), **offsets}
+
+        with pytest.raises(error, match=match):
+            await coord.commit_offsets("app", offsets)
+
+        assert await coord.fetch_offsets("app") == {("orders", 0): at(1)}
+
+    @pytest.mark.parametrize(
+        "fence", [("orders", 0, 1), OffsetFence("orders", 0, "1"), OffsetFence("orders", 0, -1)]
+    )
+    async def test_a_fence_that_is_not_one_is_refused(self, coord, fence):
+        with pytest.raises(InvalidRequestError, match="not an OffsetFence"):
+            await coord.commit_offsets("app", {("orders", 0): at(1)}, fence=fence)
+
+        assert await coord.groups() == []
+
+    async def test_offsets_calls_before_start_are_refused(self, open_coordinator):
+        coord = await open_coordinator(start=False)
+
+        with pytest.raises(RuntimeError, match="not started"):
+            await coord.commit_offsets("app", {("orders", 0): at(1)})
+        with pytest.raises(RuntimeError, match="not started"):
+            await coord.groups()
+
+
+class CoordinatorContract(OffsetsContract):
     """What the broker may rely on, whichever coordinator it runs on."""
 
     async def test_it_is_a_coordinator(self, coord):

@@ -29,13 +29,17 @@ from client.errors import (
 )
 from coordination import (
     BrokerInfo,
+    CommittedOffset,
     Coordinator,
     EmbeddedCoordinator,
+    OffsetFence,
     PartitionState,
     TopicAssignment,
+    atomic_files,
 )
 from coordination import embedded as embedded_module
 from coordination.embedded import COORDINATOR_DIR
+from tests.coordination.contract import at
 
 BROKER = BrokerInfo(broker_id=1, host="localhost", port=9092)
 
@@ -46,6 +50,14 @@ def topics_dir(data_dir: Path) -> Path:
 
 def listing(data_dir: Path) -> list[str]:
     return sorted(os.listdir(topics_dir(data_dir)))
+
+
+def consumers_dir(data_dir: Path) -> Path:
+    return data_dir / COORDINATOR_DIR / "consumers"
+
+
+def consumer_files(data_dir: Path) -> list[str]:
+    return sorted(os.listdir(consumers_dir(data_dir)))
 
 
 @pytest.fixture
@@ -442,7 +454,7 @@ async def test_a_failed_write_changes_nothing(coord, tmp_path, monkeypatch):
     def disk_full(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(embedded_module.os, "replace", disk_full)
+    monkeypatch.setattr(atomic_files.os, "replace", disk_full)
     with pytest.raises(StorageError, match=r"orders\.json.*No space left"):
         await coord.alter_topic_config("orders", {"retention.ms": "2"})
     with pytest.raises(StorageError, match=r"other\.json"):
@@ -524,3 +536,195 @@ async def test_close_waits_for_a_change_in_flight(coord, tmp_path, monkeypatch):
 
     assert (await caller).name == "orders"
     assert listing(tmp_path) == ["orders.json"]
+
+
+# -- committed offsets on disk (the contract is run in test_zookeeper.py) ---------------------
+
+
+async def test_a_group_file_holds_its_offsets_by_topic_and_partition(coord, tmp_path):
+    await coord.commit_offsets(
+        "a/b", {("orders", 10): CommittedOffset(7, "m", 1_700_000), ("orders", 2): at(3)}
+    )
+    await coord.commit_offsets("..", {("payments", 0): at(1)})
+
+    assert consumer_files(tmp_path) == ["%2E..json", "a%2Fb.json"]
+    assert json.loads((consumers_dir(tmp_path) / "a%2Fb.json").read_text()) == {
+        "version": 1,
+        "group": "a/b",
+        "offsets": {
+            "orders": {
+                "2": {"offset": 3, "metadata": "", "commit_timestamp": 1_700_000_000_000},
+                "10": {"offset": 7, "metadata": "m", "commit_timestamp": 1_700_000},
+            }
+        },
+    }
+    assert await coord.delete_group_offsets("a/b") is True
+    assert consumer_files(tmp_path) == ["%2E..json"]
+
+
+async def test_a_group_id_too_long_for_a_file_name_gets_a_hashed_one(coord, tmp_path):
+    groups = ["x" * 255, "x" * 254 + "y", "/" * 255]
+
+    for index, group in enumerate(groups):
+        await coord.commit_offsets(group, {("orders", 0): at(index)})
+
+    names = consumer_files(tmp_path)
+    assert len(names) == 3
+    assert all(len(name.encode()) <= 255 and "+" in name for name in names)
+    for index, group in enumerate(groups):
+        assert await coord.fetch_offsets(group) == {("orders", 0): at(index)}
+    assert await coord.groups() == sorted(groups)
+
+
+async def test_the_fence_is_ignored_standalone(coord):
+    await coord.create_topic("__consumer_offsets", 1, 1)
+    assert await coord.fence_for("__consumer_offsets", 0) is None
+
+    await coord.commit_offsets("app", {("orders", 0): at(1)}, fence=OffsetFence("x", 0, 99))
+
+    assert await coord.fetch_offsets("app") == {("orders", 0): at(1)}
+
+
+CORRUPT_OFFSETS = [
+    (b"\x00\xff garbage", "JSONDecodeError|UnicodeDecodeError"),
+    (b'{"version": 1, "group": "app", "offs', "JSONDecodeError"),
+    (b"[]", "not a JSON object"),
+    (b'{"version": 2}', "unknown version 2"),
+    (b'{"version": 1, "group": "other", "offsets": {}}', "names group 'other'"),
+    (b'{"version": 1, "group": "", "offsets": {}}', "group id is empty"),
+    (b'{"version": 1, "group": "app", "offsets": {"a/b": {}}}', "InvalidTopicError"),
+    (b'{"version": 1, "group": "app", "offsets": {"t": {"01": {}}}}', "'01' is not a number"),
+    (
+        b'{"version": 1, "group": "app", "offsets": {"t": {"0": {"offset": -1, "metadata": "",'
+        b' "commit_timestamp": 0}}}}',
+        "offset -1",
+    ),
+    (b'{"version": 1, "group": "app", "offsets": {"t": {"0": {"offset": 1}}}}', "KeyError"),
+]
+
+
+@pytest.mark.parametrize(("content", "reason"), CORRUPT_OFFSETS)
+async def test_a_corrupt_offsets_file_is_reported_when_its_group_is_read(
+    tmp_path, caplog, content, reason
+):
+    first = EmbeddedCoordinator(tmp_path)
+    await first.start()
+    await first.commit_offsets("app", {("orders", 0): at(1)})
+    await first.commit_offsets("fine", {("orders", 0): at(2)})
+    await first.close()
+    path = consumers_dir(tmp_path) / "app.json"
+    path.write_bytes(content)
+
+    second = EmbeddedCoordinator(tmp_path)
+    with caplog.at_level(logging.ERROR, logger="coordination"):
+        await second.start()  # the broker goes on
+    try:
+        assert f"{path}: corrupt consumer group offsets file" in caplog.text
+        with pytest.raises(StorageError, match=reason) as info:
+            await second.fetch_offsets("app")
+        assert str(path) in str(info.value)
+        with pytest.raises(StorageError, match=reason):
+            await second.commit_offsets("app", {("orders", 0): at(5)})
+        assert path.read_bytes() == content  # evidence kept
+        assert await second.fetch_offsets("fine") == {("orders", 0): at(2)}
+        assert await second.groups() == ["app", "fine"]
+
+        assert await second.delete_group_offsets("app") is True  # the way out
+
+        assert not path.exists()
+        await second.commit_offsets("app", {("orders", 0): at(5)})
+        assert await second.fetch_offsets("app") == {("orders", 0): at(5)}
+    finally:
+        await second.close()
+
+
+async def test_a_corrupt_hashed_offsets_file_is_reported_too(tmp_path):
+    group = "x" * 255
+    first = EmbeddedCoordinator(tmp_path)
+    await first.start()
+    await first.commit_offsets(group, {("orders", 0): at(1)})
+    await first.close()
+    [name] = consumer_files(tmp_path)
+    (consumers_dir(tmp_path) / name).write_bytes(b"{")
+
+    second = EmbeddedCoordinator(tmp_path)
+    await second.start()
+    try:
+        with pytest.raises(StorageError, match=name.replace("+", r"\+")):
+            await second.fetch_offsets(group)
+        assert await second.groups() == []  # whose it is, only the file knew
+        assert await second.delete_group_offsets(group) is True
+        assert consumer_files(tmp_path) == []
+    finally:
+        await second.close()
+
+
+async def test_start_removes_offsets_temp_files_and_leaves_foreign_files_alone(tmp_path, caplog):
+    first = EmbeddedCoordinator(tmp_path)
+    await first.start()
+    await first.commit_offsets("app", {("orders", 0): at(1)})
+    await first.close()
+    directory = consumers_dir(tmp_path)
+    (directory / ".abc123.tmp").write_bytes(b'{"version": 1, "gr')  # a crash mid-write
+    (directory / "README").write_text("notes")
+    (directory / ".hidden.json").write_text("{}")  # a group ".hidden" is %2Ehidden.json
+    (directory / "a%2fb.json").write_text("{}")  # "a/b" is a%2Fb.json
+    (directory / "sub.json").mkdir()
+
+    second = EmbeddedCoordinator(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="coordination"):
+        await second.start()
+    try:
+        assert await second.groups() == ["app"]
+        assert consumer_files(tmp_path) == [
+            ".hidden.json",
+            "README",
+            "a%2fb.json",
+            "app.json",
+            "sub.json",
+        ]
+        assert "README: not a consumer group offsets file" in caplog.text
+        assert "ERROR" not in caplog.text
+    finally:
+        await second.close()
+
+
+async def test_a_failed_offsets_write_changes_nothing(coord, tmp_path, monkeypatch):
+    await coord.commit_offsets("app", {("orders", 0): at(1)})
+
+    def disk_full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic_files.os, "replace", disk_full)
+    with pytest.raises(StorageError, match=r"app\.json: cannot write the offsets.*No space left"):
+        await coord.commit_offsets("app", {("orders", 0): at(2), ("orders", 1): at(2)})
+    with pytest.raises(StorageError, match=r"new\.json"):
+        await coord.commit_offsets("new", {("orders", 0): at(2)})
+    monkeypatch.undo()
+
+    assert await coord.fetch_offsets("app") == {("orders", 0): at(1)}
+    assert await coord.groups() == ["app"]
+    assert consumer_files(tmp_path) == ["app.json"]
+
+
+async def test_commits_run_off_the_event_loop_and_close_waits_for_them(coord, monkeypatch):
+    entered, release = threading.Event(), threading.Event()
+    real_write = embedded_module.embedded_offsets.write_offsets_file
+
+    def slow_write(directory, group, offsets):
+        entered.set()
+        release.wait(10)
+        real_write(directory, group, offsets)
+
+    monkeypatch.setattr(embedded_module.embedded_offsets, "write_offsets_file", slow_write)
+    caller = asyncio.create_task(coord.commit_offsets("app", {("orders", 0): at(1)}))
+    while not entered.is_set():
+        await asyncio.sleep(0.001)  # the loop runs while the write waits
+    assert await coord.topics() == {}  # topics do not wait for offsets
+    closing = asyncio.create_task(coord.close())
+    await asyncio.sleep(0.01)
+    assert not closing.done()
+
+    release.set()
+    await closing
+    await caller

@@ -3,8 +3,8 @@
 First the shared contract, run over both coordinators so they cannot drift
 apart; then what only ZooKeeper has: the znode layout, chroots, ephemeral
 registration and session expiry, the controller election, conditional
-partition-state updates, watches fed by other brokers, corrupt znodes, and an
-unreachable server.
+partition-state updates, watches fed by other brokers, fenced offset commits
+and their round trips, corrupt znodes, and an unreachable server.
 """
 
 from __future__ import annotations
@@ -21,11 +21,20 @@ from kazoo.client import KazooClient
 
 from client.errors import (
     InvalidRequestError,
+    NotCoordinatorError,
     StaleControllerEpochError,
     StorageError,
     UnknownTopicOrPartitionError,
 )
-from coordination import BrokerInfo, EmbeddedCoordinator, PartitionState, zookeeper_server
+from coordination import (
+    BrokerInfo,
+    CommittedOffset,
+    EmbeddedCoordinator,
+    OffsetFence,
+    PartitionState,
+    zk_offsets,
+    zookeeper_server,
+)
 from coordination.assignment import IncompleteRackInformationError
 from coordination.kazoo_bridge import split_connect
 from coordination.zookeeper import (
@@ -35,7 +44,7 @@ from coordination.zookeeper import (
     ZooKeeperCoordinator,
     ZooKeeperUnavailableError,
 )
-from tests.coordination.contract import BROKER, CoordinatorContract, eventually, quietly
+from tests.coordination.contract import BROKER, CoordinatorContract, at, eventually, quietly
 from tests.support.zookeeper_process import ZooKeeperNotInstalledError, ZooKeeperProcess
 
 
@@ -490,6 +499,247 @@ async def test_the_winner_hears_of_its_election_at_once(open_zk):
     assert await one.elect_controller()
 
     assert heard == [1]  # before the watch on /controller fires
+
+
+# -- committed offsets ------------------------------------------------------------------------
+
+
+async def test_offsets_are_json_znodes_under_the_encoded_group(open_zk, zk_connect, raw_zk):
+    coord = await open_zk(1)
+    root = split_connect(zk_connect)[1]
+
+    await coord.commit_offsets("a/b", {("orders", 3): CommittedOffset(42, "meta", 1_700_000)})
+    await coord.commit_offsets("..", {("orders", 0): at(1)})
+
+    raw, _ = raw_zk.get(root + "/consumers/a%2Fb/offsets/orders/3")
+    assert json.loads(raw) == {
+        "version": 1,
+        "offset": 42,
+        "metadata": "meta",
+        "commit_timestamp": 1_700_000,
+    }
+    assert sorted(raw_zk.get_children(root + "/consumers")) == ["%2E.", "a%2Fb"]
+    assert await coord.delete_group_offsets("a/b") is True
+    assert raw_zk.get_children(root + "/consumers") == ["%2E."]
+
+
+async def test_a_commit_fenced_by_a_moved_coordinator_partition_writes_nothing(
+    open_zk, zk_connect, raw_zk
+):
+    coordinator, controller = await open_zk(1), await open_zk(2)
+    await coordinator.create_topic("__consumer_offsets", 2, 1)
+    fence = await coordinator.fence_for("__consumer_offsets", 1)
+    assert fence == OffsetFence("__consumer_offsets", 1, 0)
+    await coordinator.commit_offsets("app", {("orders", 0): at(5)}, fence=fence)
+    # The controller moves the partition on: another broker may coordinate its groups now.
+    state, version = await controller.partition_state_with_version("__consumer_offsets", 1)
+    moved = PartitionState(state.leader, state.leader_epoch + 1, state.isr)
+    await controller.update_partition_state("__consumer_offsets", 1, moved, version)
+
+    with pytest.raises(NotCoordinatorError, match="no longer coordinates the group") as info:
+        await coordinator.commit_offsets(
+            "app", {("orders", 0): at(9), ("orders", 1): at(9)}, fence=fence
+        )
+    with pytest.raises(NotCoordinatorError, match=r"__consumer_offsets-1 changed"):
+        await coordinator.commit_offsets("fresh", {("orders", 0): at(1)}, fence=fence)
+
+    assert info.value.retriable
+    assert await coordinator.fetch_offsets("app") == {("orders", 0): at(5)}
+    assert await coordinator.groups() == ["app"]
+    root = split_connect(zk_connect)[1]
+    assert raw_zk.exists(root + "/consumers/fresh") is None  # not even its parents
+    renewed = await coordinator.fence_for("__consumer_offsets", 1)
+    assert renewed == OffsetFence("__consumer_offsets", 1, version + 1)
+    await coordinator.commit_offsets("app", {("orders", 0): at(9)}, fence=renewed)
+    assert await controller.fetch_offsets("app") == {("orders", 0): at(9)}
+
+
+async def test_a_fence_of_a_missing_partition(open_zk):
+    coord = await open_zk(1)
+    await coord.create_topic("__consumer_offsets", 1, 1)
+    fence = await coord.fence_for("__consumer_offsets", 0)
+
+    assert await coord.fence_for("__consumer_offsets", 1) is None
+    assert await coord.fence_for("ghost", 0) is None
+    assert await coord.fence_for("a/b", 0) is None
+    await coord.delete_topic("__consumer_offsets")
+    with pytest.raises(NotCoordinatorError):
+        await coord.commit_offsets("app", {("orders", 0): at(1)}, fence=fence)
+    assert await coord.groups() == []
+
+
+def _spy_round_trips(coord: ZooKeeperCoordinator, monkeypatch) -> list[str]:
+    """Record each request the coordinator's worker threads send ("send") and each answer
+    they await ("wait"); kazoo's own threads (watches) are not counted."""
+    events: list[str] = []
+
+    def record(event: str) -> None:
+        if threading.current_thread().name.startswith(f"broker{coord.broker_id}-zk"):
+            events.append(event)
+
+    bridge, client = coord._bridge, coord._bridge.client
+    for name in ("get_async", "get_children_async", "exists_async"):
+        real = getattr(client, name)
+
+        def sending(*args, _real=real, **kwargs):
+            record("send")
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(client, name, sending)
+    real_commit, real_wait = bridge.commit, bridge.wait
+
+    def committing(transaction):
+        record("send")
+        return real_commit(transaction)
+
+    def waiting(result):
+        record("wait")
+        return real_wait(result)
+
+    monkeypatch.setattr(bridge, "commit", committing)
+    monkeypatch.setattr(bridge, "wait", waiting)
+    return events
+
+
+def round_trips(events: list[str]) -> int:
+    """How many times requests were sent after the previous answers came back."""
+    count = sum(
+        1 for i, e in enumerate(events) if e == "send" and (i == 0 or events[i - 1] == "wait")
+    )
+    events.clear()
+    return count
+
+
+async def test_a_commit_is_one_transaction_and_reads_go_out_together(open_zk, monkeypatch):
+    coord = await open_zk(1)
+    offsets = {(f"topic-{t}", p): at(p) for t in range(2) for p in range(50)}
+    events = _spy_round_trips(coord, monkeypatch)
+
+    await coord.commit_offsets("app", offsets)
+    assert round_trips(events) == 2  # which znodes exist (all at once), then the transaction
+    await coord.commit_offsets("app", offsets)
+    assert round_trips(events) == 1  # known now: the transaction alone
+    assert await coord.fetch_offsets("app") == offsets
+    assert round_trips(events) == 3  # its topics, their partitions, the values
+    assert len(await coord.fetch_offsets("app", list(offsets)[:60])) == 60
+    assert round_trips(events) == 1
+    assert await coord.groups() == ["app"]
+    assert round_trips(events) == 2
+
+
+async def test_a_group_deleted_through_another_broker_is_committed_again(open_zk):
+    one, two = await open_zk(1), await open_zk(2)
+    await one.commit_offsets("app", {("orders", 0): at(1), ("orders", 1): at(1)})
+    assert await two.delete_group_offsets("app") is True
+
+    await one.commit_offsets("app", {("orders", 0): at(2)})  # one believes the znodes exist
+
+    assert await two.fetch_offsets("app") == {("orders", 0): at(2)}
+
+
+async def test_two_brokers_creating_one_group_at_once_both_land(open_zk):
+    one, two = await open_zk(1), await open_zk(2)
+    commits = [
+        coord.commit_offsets(f"g{g}", {("orders", broker): at(broker)})
+        for g in range(10)
+        for broker, coord in ((1, one), (2, two))
+    ]
+
+    await asyncio.gather(*commits)
+
+    for g in range(10):
+        assert await one.fetch_offsets(f"g{g}") == {("orders", 1): at(1), ("orders", 2): at(2)}
+
+
+async def test_a_commit_larger_than_a_request_is_refused_and_stores_nothing(open_zk):
+    coord = await open_zk(1)
+    too_many = {("orders", p): CommittedOffset(p, "m" * 4096) for p in range(300)}
+    many = {("orders", p): CommittedOffset(p, "m" * 4096) for p in range(200)}
+
+    with pytest.raises(InvalidRequestError, match=r"300 offsets is about 1[0-9]{6} bytes"):
+        await coord.commit_offsets("app", too_many)
+
+    assert await coord.groups() == []
+    await coord.commit_offsets("app", many)  # about 850 kB: ZooKeeper takes it
+    assert await coord.fetch_offsets("app") == many
+
+
+async def test_a_group_larger_than_a_request_is_deleted_in_parts(open_zk, monkeypatch):
+    coord = await open_zk(1)
+    await coord.commit_offsets("app", {(f"t{t}", p): at(p) for t in range(3) for p in range(10)})
+    monkeypatch.setattr(zk_offsets, "MAX_REQUEST_BYTES", 500)  # a few znodes a transaction
+
+    assert await coord.delete_group_offsets("app") is True
+
+    assert await coord.groups() == []
+    assert await coord.fetch_offsets("app") == {}
+
+
+async def test_znodes_that_are_not_offsets_are_left_out(open_zk, zk_connect, raw_zk):
+    coord = await open_zk(1)
+    await coord.commit_offsets("a/b", {("orders", 0): at(1)})
+    root = split_connect(zk_connect)[1]
+    for path in (
+        "/consumers/a%2fb/offsets/orders/0",  # "a/b" is a%2Fb: this is nobody's
+        "/consumers/.hidden/offsets/orders/0",  # a group ".hidden" is %2Ehidden
+        "/consumers/a%2Fb/offsets/bad topic!/0",
+        "/consumers/a%2Fb/offsets/orders/007",
+        "/consumers/a%2Fb/offsets/orders/x",
+        "/consumers/a%2Fb/ids/consumer-1",  # where Kafka's old consumers registered
+        "/consumers/no-offsets/ids/consumer-1",
+    ):
+        raw_zk.create(root + path, b"junk", makepath=True)
+
+    assert await coord.groups() == ["a/b"]
+    assert await coord.fetch_offsets("a/b") == {("orders", 0): at(1)}
+    assert await coord.delete_group_offsets("a/b") is True  # its whole subtree
+    assert raw_zk.exists(root + "/consumers/a%2Fb") is None
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (b"", "empty"),
+        (b"42", "not a JSON object"),
+        (b'{"version": 2, "offset": 1, "metadata": "", "commit_timestamp": 0}', "version 2"),
+        (b'{"version": 1, "offset": -1, "metadata": "", "commit_timestamp": 0}', "offset -1"),
+        (b'{"version": 1, "offset": 1}', "KeyError"),
+    ],
+)
+async def test_a_corrupt_offset_znode_is_an_error_naming_it(
+    open_zk, zk_connect, raw_zk, damage, reason
+):
+    coord = await open_zk(1)
+    await coord.commit_offsets("a/b", {("orders", 0): at(1), ("orders", 1): at(2)})
+    full_path = split_connect(zk_connect)[1] + "/consumers/a%2Fb/offsets/orders/1"
+    raw_zk.set(full_path, damage)
+
+    with pytest.raises(StorageError, match=reason) as info:
+        await coord.fetch_offsets("a/b")
+    with pytest.raises(StorageError, match=reason):
+        await coord.fetch_offsets("a/b", [("orders", 1)])
+
+    assert f"zookeeper znode {full_path}: corrupt value" in str(info.value)
+    assert await coord.fetch_offsets("a/b", [("orders", 0)]) == {("orders", 0): at(1)}
+    await coord.commit_offsets("a/b", {("orders", 1): at(3)})  # a commit replaces it
+    assert await coord.fetch_offsets("a/b") == {("orders", 0): at(1), ("orders", 1): at(3)}
+
+
+async def test_offsets_time_out_while_zookeeper_hangs(open_zk, zookeeper: ZooKeeperProcess):
+    coord = await open_zk(1, connection_timeout_ms=500)
+
+    zookeeper.pause()
+    try:
+        with pytest.raises(ZooKeeperUnavailableError, match="commit 1 offsets of group 'app'") as e:
+            await coord.commit_offsets("app", {("orders", 0): at(1)})
+        with pytest.raises(ZooKeeperUnavailableError, match="fetch the offsets of group 'app'"):
+            await coord.fetch_offsets("app")
+    finally:
+        zookeeper.resume()
+
+    assert e.value.retriable
+    await coord.commit_offsets("app", {("orders", 0): at(2)})
+    assert await coord.fetch_offsets("app") == {("orders", 0): at(2)}
 
 
 # -- corrupt znodes and an unreachable server ------------------------------------------------
