@@ -19,6 +19,7 @@ from client.protocol import RequestHeader
 from coordination import BrokerInfo, Coordinator, PartitionState, TopicAssignment
 from logserver.append_notifier import AppendNotifier
 from logserver.config import BrokerConfig
+from logserver.groups import OFFSETS_TOPIC, GroupCoordinator, GroupLimits
 from logserver.liveness_probe import LivenessProbe
 from logserver.log import PartitionLog
 from logserver.log.segment import now_ms
@@ -58,6 +59,17 @@ class Broker:
             self.logs,
             self.broker_address,
             max_wait_ms=config.replica_fetch_wait_max_ms,
+        )
+        self.groups = GroupCoordinator(
+            coordinator,
+            broker_id=config.broker_id,
+            limits=GroupLimits(
+                min_session_timeout_ms=config.group_min_session_timeout_ms,
+                max_session_timeout_ms=config.group_max_session_timeout_ms,
+                initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
+                max_size=config.group_max_size,
+            ),
+            partition_count=self._offsets_partition_count,
         )
         self.controller: Any = None  # logserver.controller.Controller in cluster mode
         self.controller_id = config.broker_id  # standalone: always this broker
@@ -138,6 +150,7 @@ class Broker:
                 )
                 self._controller_probe.start()
                 self._watch_controller()
+        self.groups.start()
         self._spawn(self._isr_loop(), "isr-maintenance")
         self._spawn(self._retention_loop(), "retention")
         self._spawn(self._flush_loop(), "flusher")
@@ -158,6 +171,9 @@ class Broker:
             await self._controller_probe.close()
         for task in self._tasks:
             task.cancel()
+        # JoinGroup and SyncGroup requests may wait a whole rebalance: answer them now
+        # (NOT_COORDINATOR: the members find the next coordinator) so the drain is quick.
+        await self.groups.close()
         await self.network.shutdown(drain_timeout_s)
         await self.fetcher.close()
         if self.controller is not None:
@@ -271,6 +287,7 @@ class Broker:
         if name == "lost":
             for tp in list(self.replicas.leaders):
                 self.replicas.remove(tp)
+            self.groups.resign_all("ZooKeeper session lost")
             log.warning("ZooKeeper session lost: no longer leading any partition")
         elif name == "connected":
             self._spawn_retrying(self._resync_all, "resync-after-session")
@@ -386,6 +403,7 @@ class Broker:
             for tp in [tp for tp in self.partition_states if tp[0] == name]:
                 del self.partition_states[tp]
                 self.replicas.remove(tp)
+                self._follow_group_role(tp)
             if name in self.logs.topics():
                 await loop.run_in_executor(self.executor, self.logs.delete_topic, name)
             self.notifier.notify_topic(name)
@@ -436,6 +454,20 @@ class Broker:
         else:
             self.fetcher.unfollow(tp)
             self.replicas.remove(tp)  # offline: nobody serves it
+        self._follow_group_role(tp)
+
+    def _follow_group_role(self, tp: tuple[str, int]) -> None:
+        """Coordinate the groups of a ``__consumer_offsets`` partition exactly while leading it."""
+        if tp[0] != OFFSETS_TOPIC:
+            return
+        if tp in self.replicas.leaders:
+            self.groups.on_leader(tp[1], self.leader_epoch(*tp))
+        else:
+            self.groups.on_resign(tp[1])
+
+    def _offsets_partition_count(self) -> int | None:
+        assignment = self.topics.get(OFFSETS_TOPIC)
+        return None if assignment is None else assignment.partition_count
 
     def leader_epoch(self, topic: str, partition: int) -> int:
         return self.replicas.leader_epochs.get((topic, partition), 0)

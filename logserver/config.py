@@ -392,6 +392,44 @@ SETTINGS: tuple[Setting, ...] = (
         "dead before its session expires (0: off)",
     ),
     Setting(
+        "offsets.topic.num.partitions",
+        _int(1, _INT32_MAX),
+        "50",
+        "partitions of __consumer_offsets, whose leaders coordinate the consumer groups "
+        "(fixed once the topic exists)",
+    ),
+    Setting(
+        "offsets.topic.replication.factor",
+        _int(1, _INT32_MAX),
+        "3",
+        "replicas of __consumer_offsets (fewer if fewer brokers are live when it is created)",
+    ),
+    Setting(
+        "group.initial.rebalance.delay.ms",
+        _int(0, _INT32_MAX),
+        "3000",
+        "how long an empty group's first rebalance waits for more members (new joins extend "
+        "it, up to the rebalance timeout)",
+    ),
+    Setting(
+        "group.min.session.timeout.ms",
+        _int(0, _INT32_MAX),
+        "6000",
+        "the shortest session_timeout_ms a group member may ask for",
+    ),
+    Setting(
+        "group.max.session.timeout.ms",
+        _int(1, _INT32_MAX),
+        "1800000",
+        "the longest session_timeout_ms a group member may ask for",
+    ),
+    Setting(
+        "group.max.size",
+        _optional(_int(1, _INT32_MAX)),
+        "",
+        "members a consumer group may have; unset: no limit",
+    ),
+    Setting(
         "socket.request.max.bytes",
         _int(1, _INT32_MAX),
         "104857600",
@@ -465,6 +503,12 @@ class BrokerConfig:
     auto_leader_rebalance_enable: bool
     leader_imbalance_check_interval_seconds: int
     controller_liveness_probe_interval_ms: int
+    offsets_topic_num_partitions: int
+    offsets_topic_replication_factor: int
+    group_initial_rebalance_delay_ms: int
+    group_min_session_timeout_ms: int
+    group_max_session_timeout_ms: int
+    group_max_size: int | None
     socket_request_max_bytes: int
     connections_max_idle_ms: int
     max_inflight_requests_per_connection: int
@@ -566,6 +610,11 @@ def load_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Broke
         values[s.attr] = parsed[0]
         sources[s.name] = f"{s.name}={candidates[0][0]!r} ({candidates[0][1]})"
     _resolve_advertised(values, sources["advertised.listeners"])
+    if values["group_min_session_timeout_ms"] > values["group_max_session_timeout_ms"]:
+        raise InvalidConfigurationError(
+            f"{sources['group.min.session.timeout.ms']} is above "
+            f"{sources['group.max.session.timeout.ms']}: no session timeout would be accepted"
+        )
     return BrokerConfig(**values)
 
 

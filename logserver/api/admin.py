@@ -16,6 +16,7 @@ from client.errors import (
     InvalidPartitionsError,
     InvalidReplicationFactorError,
     InvalidRequestError,
+    InvalidTopicError,
     LogServerError,
     PolicyViolationError,
     TopicAlreadyExistsError,
@@ -23,6 +24,7 @@ from client.errors import (
 )
 from client.topics import validate_topic_name
 from logserver.api.checks import list_field
+from logserver.groups.placement import OFFSETS_TOPIC
 from logserver.network.response import Response
 from logserver.topic_config import check_topic_config
 
@@ -103,6 +105,11 @@ async def _delete_topics(broker: Broker, body: dict[str, Any]) -> Response:
     for name in list_field(body, "topics"):
         try:
             validate_topic_name(name)
+            if name == OFFSETS_TOPIC:
+                raise InvalidTopicError(
+                    f"{OFFSETS_TOPIC} is an internal topic: its partition leaders coordinate the "
+                    "consumer groups, so it cannot be deleted (delete groups with DeleteGroups)"
+                )
             if not broker.config.delete_topic_enable:
                 raise PolicyViolationError("topic deletion is disabled (delete.topic.enable=false)")
             if name not in broker.topics and await broker.coordinator.topic(name) is None:

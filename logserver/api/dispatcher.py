@@ -1,5 +1,9 @@
 """Routes a decoded request to its handler and turns failures into error responses.
 
+Handlers are called ``handler(broker, body, tail)``; the group membership APIs,
+which record who their members are, get a fourth argument, the
+``RequestContext`` (the header's client id and the peer's address).
+
 A body with missing or ill-typed fields (``KeyError``/``TypeError``/``ValueError``
 while a handler reads it) is answered with ``INVALID_REQUEST`` naming the
 problem; the connection stays open, because the frame itself was sound.
@@ -18,11 +22,16 @@ from logserver.api import (
     configs,
     elect_leaders,
     fetch,
+    find_coordinator,
+    group_admin,
+    group_membership,
+    group_offsets,
     leader_epochs,
     list_offsets,
     metadata,
     produce,
 )
+from logserver.api.context import RequestContext
 from logserver.network.connection import HandlerResult
 from logserver.network.response import Response
 
@@ -34,6 +43,7 @@ __all__ = ["RequestDispatcher"]
 log = logging.getLogger(__name__)
 
 Handler = Callable[["Broker", dict[str, Any], memoryview], HandlerResult]
+ContextHandler = Callable[["Broker", dict[str, Any], memoryview, RequestContext], HandlerResult]
 
 _HANDLERS: dict[int, Handler] = {
     ApiKey.API_VERSIONS: lambda broker, body, tail: Response(
@@ -52,6 +62,19 @@ _HANDLERS: dict[int, Handler] = {
     ApiKey.LIST_OFFSETS: list_offsets.handle_list_offsets,
     ApiKey.OFFSETS_FOR_LEADER_EPOCH: leader_epochs.handle_offsets_for_leader_epoch,
     ApiKey.ELECT_LEADERS: elect_leaders.handle_elect_leaders,
+    ApiKey.FIND_COORDINATOR: find_coordinator.handle_find_coordinator,
+    ApiKey.OFFSET_COMMIT: group_offsets.handle_offset_commit,
+    ApiKey.OFFSET_FETCH: group_offsets.handle_offset_fetch,
+    ApiKey.LIST_GROUPS: group_admin.handle_list_groups,
+    ApiKey.DESCRIBE_GROUPS: group_admin.handle_describe_groups,
+    ApiKey.DELETE_GROUPS: group_admin.handle_delete_groups,
+}
+
+_CONTEXT_HANDLERS: dict[int, ContextHandler] = {
+    ApiKey.JOIN_GROUP: group_membership.handle_join_group,
+    ApiKey.SYNC_GROUP: group_membership.handle_sync_group,
+    ApiKey.HEARTBEAT: group_membership.handle_heartbeat,
+    ApiKey.LEAVE_GROUP: group_membership.handle_leave_group,
 }
 
 _BODY_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
@@ -69,8 +92,9 @@ class RequestDispatcher:
         self, header: RequestHeader, body: dict[str, Any], tail: memoryview, peer: str
     ) -> HandlerResult:
         handler = _HANDLERS.get(header.api_key)
+        with_context = _CONTEXT_HANDLERS.get(header.api_key)
         versions = SUPPORTED_VERSIONS.get(header.api_key)  # type: ignore[call-overload]
-        if handler is None or versions is None:
+        if (handler is None and with_context is None) or versions is None:
             return error_response(
                 UnsupportedVersionError(f"API key {header.api_key} is not supported")
             )
@@ -83,7 +107,12 @@ class RequestDispatcher:
                 )
             )
         try:
-            result = handler(self._broker, body, tail)
+            if with_context is not None:
+                context = RequestContext(header.client_id or "", peer)
+                result = with_context(self._broker, body, tail, context)
+            else:
+                assert handler is not None
+                result = handler(self._broker, body, tail)
         except LogServerError as exc:
             return error_response(exc)
         except _BODY_ERRORS as exc:

@@ -61,6 +61,12 @@ SAMPLES = {
     "auto.leader.rebalance.enable": "false",
     "leader.imbalance.check.interval.seconds": "5",
     "controller.liveness.probe.interval.ms": "0",
+    "offsets.topic.num.partitions": "3",
+    "offsets.topic.replication.factor": "1",
+    "group.initial.rebalance.delay.ms": "0",
+    "group.min.session.timeout.ms": "100",
+    "group.max.session.timeout.ms": "60000",
+    "group.max.size": "10",
     "socket.request.max.bytes": "1024",
     "connections.max.idle.ms": "1",
     "max.inflight.requests.per.connection": "1",
@@ -102,6 +108,12 @@ BAD = {
     "auto.leader.rebalance.enable": "often",
     "leader.imbalance.check.interval.seconds": "0",
     "controller.liveness.probe.interval.ms": "-1",
+    "offsets.topic.num.partitions": "0",
+    "offsets.topic.replication.factor": "0",
+    "group.initial.rebalance.delay.ms": "-1",
+    "group.min.session.timeout.ms": "-1",
+    "group.max.session.timeout.ms": "0",
+    "group.max.size": "0",
     "socket.request.max.bytes": "0",
     "connections.max.idle.ms": "0",
     "max.inflight.requests.per.connection": "0",
@@ -173,6 +185,12 @@ def test_defaults():
     assert config.delete_topic_enable
     assert config.broker_rack is None
     assert config.min_insync_replicas is None  # 2 for topics with 3+ replicas, else 1
+    assert config.offsets_topic_num_partitions == 50
+    assert config.offsets_topic_replication_factor == 3
+    assert config.group_initial_rebalance_delay_ms == 3_000
+    assert config.group_min_session_timeout_ms == 6_000
+    assert config.group_max_session_timeout_ms == 1_800_000
+    assert config.group_max_size is None  # no limit
     assert config.socket_request_max_bytes == 100 << 20
     assert config.connections_max_idle_ms == 600_000
     assert config.max_inflight_requests_per_connection == 100
@@ -361,6 +379,16 @@ def test_advertised_listeners_must_name_a_listener():
     message = str(caught.value)
     assert "advertised.listeners='SSL://h:1' (flag --advertised-listeners)" in message
     assert "SSL is not among the listeners" in message
+
+
+def test_group_session_timeout_bounds_must_leave_room():
+    with pytest.raises(InvalidConfigurationError) as caught:
+        load_config(
+            ["--group-min-session-timeout-ms", "9000"], {"GROUP_MAX_SESSION_TIMEOUT_MS": "8000"}
+        )
+    message = str(caught.value)
+    assert "group.min.session.timeout.ms='9000' (flag --group-min-session-timeout-ms)" in message
+    assert "group.max.session.timeout.ms='8000' (env GROUP_MAX_SESSION_TIMEOUT_MS)" in message
 
 
 @pytest.mark.parametrize(
