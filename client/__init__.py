@@ -10,20 +10,31 @@ from client.admin import Admin
 from client.blocking_admin import BlockingAdmin
 from client.blocking_consumer import BlockingConsumer
 from client.blocking_producer import BlockingProducer
-from client.consumer import Consumer, ConsumerRecord
+from client.consumer import (
+    CommitFailedError,
+    Consumer,
+    ConsumerRecord,
+    MaxPollIntervalExceededError,
+)
+from client.group.dead_letter import BlockingDeadLetterQueue, DeadLetterQueue
 from client.producer import Producer, RecordFuture, RecordMetadata
 from client.record import BatchBuilder, Compression, Record, RecordBatch, iter_batches
-from client.topic_partition import OffsetAndTimestamp, TopicPartition
+from client.topic_partition import OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
 
 __all__ = [
     "Admin",
     "BatchBuilder",
     "BlockingAdmin",
     "BlockingConsumer",
+    "BlockingDeadLetterQueue",
     "BlockingProducer",
+    "CommitFailedError",
     "Compression",
     "Consumer",
     "ConsumerRecord",
+    "DeadLetterQueue",
+    "MaxPollIntervalExceededError",
+    "OffsetAndMetadata",
     "OffsetAndTimestamp",
     "Producer",
     "Record",

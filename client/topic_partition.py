@@ -1,10 +1,10 @@
-"""Names for a partition and for an offset found by time, shared by consumer and admin."""
+"""Names shared by consumer and admin: a partition, an offset by time, a committed offset."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["OffsetAndTimestamp", "TopicPartition"]
+__all__ = ["OffsetAndMetadata", "OffsetAndTimestamp", "TopicPartition"]
 
 
 class TopicPartition(NamedTuple):
@@ -18,3 +18,10 @@ class TopicPartition(NamedTuple):
 class OffsetAndTimestamp(NamedTuple):
     offset: int
     timestamp: int
+
+
+class OffsetAndMetadata(NamedTuple):
+    """A group's committed offset for a partition: the next record to read, and free text."""
+
+    offset: int
+    metadata: str = ""

@@ -1,5 +1,7 @@
-"""The consumer: assignment, seeking, replay by offset or time, background prefetch."""
+"""The consumer: groups and subscriptions, assignment, seeking, replay, background prefetch."""
 
 from client.consumer.consumer import Consumer, ConsumerRecord
+from client.consumer.offsets import CommitFailedError
+from client.group.membership import MaxPollIntervalExceededError
 
-__all__ = ["Consumer", "ConsumerRecord"]
+__all__ = ["CommitFailedError", "Consumer", "ConsumerRecord", "MaxPollIntervalExceededError"]

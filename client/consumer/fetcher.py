@@ -10,6 +10,7 @@ corruption, never data. ``poll`` only reads the buffers.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import defaultdict, deque
 from typing import Any
@@ -30,23 +31,39 @@ __all__ = ["Fetcher", "PartitionState"]
 
 log = logging.getLogger(__name__)
 
+# Epochs are unique across states, so a fetch answer for a partition that was
+# revoked and assigned again (a new state) is never taken for the new one's.
+_EPOCHS = itertools.count(1)
+
 
 class PartitionState:
-    __slots__ = ("buffer", "buffered_bytes", "epoch", "fetch_offset", "paused", "position")
+    __slots__ = (
+        "buffer",
+        "buffered_bytes",
+        "epoch",
+        "fetch_offset",
+        "high_watermark",
+        "needs_committed",
+        "paused",
+        "position",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, *, needs_committed: bool = False) -> None:
         self.position: int | None = None  # next offset poll returns; None: to be reset
         self.fetch_offset: int | None = None  # next offset to fetch
         self.buffer: deque[_Chunk] = deque()
         self.buffered_bytes = 0
-        self.epoch = 0  # bumped by seek: responses to older requests are dropped
+        self.epoch = next(_EPOCHS)  # changed by seek: responses to older requests are dropped
         self.paused = False
+        self.high_watermark: int | None = None  # from the last fetch answer
+        # The group's committed offset is being looked up: auto_offset_reset waits for it.
+        self.needs_committed = needs_committed
 
     def seek(self, offset: int | None) -> None:
         self.position = self.fetch_offset = offset
         self.buffer.clear()
         self.buffered_bytes = 0
-        self.epoch += 1
+        self.epoch = next(_EPOCHS)
 
 
 class Fetcher:
@@ -61,8 +78,10 @@ class Fetcher:
         max_partition_fetch_bytes: int,
         check_crcs: bool,
         retry_backoff_ms: int,
+        group_id: str | None = None,
     ) -> None:
         self._cluster = cluster
+        self._group_id = group_id
         self.auto_offset_reset = auto_offset_reset
         self._max_wait_ms = fetch_max_wait_ms
         self._min_bytes = fetch_min_bytes
@@ -96,13 +115,22 @@ class Fetcher:
                 state.seek(result.offset)
 
     async def _reset_missing(self) -> None:
-        missing = [tp for tp, s in self.states.items() if s.position is None]
+        missing = [
+            tp for tp, s in self.states.items() if s.position is None and not s.needs_committed
+        ]
         if not missing:
             return
         if self.auto_offset_reset == "none":
-            self.error = OffsetOutOfRangeError(
-                f"no position for {', '.join(map(str, missing))} and auto_offset_reset='none'"
-            )
+            names = ", ".join(map(str, missing))
+            if self._group_id is None:
+                message = f"no position for {names} and auto_offset_reset='none'"
+            else:
+                message = (
+                    f"group {self._group_id!r} has no committed offset for {names}, and "
+                    "auto_offset_reset='none': seek() to a position (in on_assign, say), or "
+                    "commit offsets for the group first"
+                )
+            self.error = OffsetOutOfRangeError(message)
             for tp in missing:
                 self.states[tp].paused = True  # until the application seeks
             self.data_ready.set()
@@ -186,7 +214,7 @@ class Fetcher:
         got_data = False
         asked_offsets = {tp: offset for tp, offset in asked}
         for topic, rows in reply["topics"]:
-            for partition, error, _hw, _start, size, message in rows:
+            for partition, error, high_watermark, _start, size, message in rows:
                 tp = TopicPartition(topic, partition)
                 data = tail[pos : pos + size]
                 pos += size
@@ -194,6 +222,8 @@ class Fetcher:
                 offset = asked_offsets.get(tp)
                 if state is None or offset is None or state.epoch != asked[(tp, offset)]:
                     continue  # unassigned or sought meanwhile
+                if not error and high_watermark >= 0:
+                    state.high_watermark = high_watermark
                 if error:
                     self._on_partition_error(tp, state, error_for_code(error, message))
                     continue
