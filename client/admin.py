@@ -12,34 +12,51 @@ in Kafka). Every failure is raised as its ``client.errors`` class.
 
 ElectLeaders goes to the controller that Metadata names (to each broker in
 turn while it names none); ``NOT_CONTROLLER`` is retried like stale metadata.
+
+Group requests go to the group's coordinator (``CoordinatorLookup``), except
+ListGroups, which asks every broker and merges the answers. ``NOT_COORDINATOR``,
+``COORDINATOR_NOT_AVAILABLE`` and ``COORDINATOR_LOAD_IN_PROGRESS``, for the whole
+request or for the group inside it, find the coordinator again and retry until
+``request_timeout_ms`` has passed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from client.admin_types import (
+    GROUP_STATES,
     BrokerDescription,
     ClusterDescription,
     ConfigEntry,
+    GroupDescription,
+    GroupListing,
+    MemberDescription,
     PartitionDescription,
     TopicDescription,
 )
 from client.cluster import Cluster
 from client.errors import (
+    CoordinatorLoadInProgressError,
+    CoordinatorNotAvailableError,
     LogServerError,
     NetworkError,
     NotControllerError,
+    NotCoordinatorError,
+    UnknownServerError,
     UnknownTopicOrPartitionError,
     error_class_for_code,
     error_for_code,
 )
+from client.group.coordinator_lookup import CoordinatorLookup
+from client.group.member_metadata import Assignment, MemberMetadataError
 from client.list_offsets import EARLIEST, LATEST, list_offsets
 from client.protocol import ApiKey
-from client.topic_partition import OffsetAndTimestamp, TopicPartition
+from client.topic_partition import OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
 
 __all__ = ["EARLIEST", "LATEST", "Admin", "OffsetSpec"]
 
@@ -52,6 +69,13 @@ _FIRST_BACKOFF_S = 0.1
 _MAX_BACKOFF_S = 1.0
 
 T = TypeVar("T")
+
+# A group's coordinator moved, is being elected, or is still loading the group.
+_COORDINATOR_MOVED = (
+    NotCoordinatorError,
+    CoordinatorNotAvailableError,
+    CoordinatorLoadInProgressError,
+)
 
 
 def response_error(code: int, message: str | None) -> LogServerError:
@@ -91,6 +115,7 @@ class Admin:
             request_timeout_ms=request_timeout_ms,
             allow_auto_topic_creation=False,
         )
+        self._coordinators = CoordinatorLookup(self._cluster, timeout_ms=request_timeout_ms)
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------
@@ -106,6 +131,7 @@ class Admin:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._coordinators.close()
             await self._cluster.close()
 
     async def __aenter__(self) -> Admin:
@@ -307,6 +333,150 @@ class Admin:
             results[tp] = response_error(error, message) if error else None
         return results
 
+    # -- consumer groups --------------------------------------------------------------
+
+    async def list_groups(self, states: Iterable[str] | None = None) -> list[GroupListing]:
+        """Every group of every broker, sorted by id (ListGroups to each broker in the metadata).
+
+        ``states`` keeps only the groups in those states (Kafka's names, see
+        ``GROUP_STATES``; ``ValueError`` for others). A group with committed
+        offsets and no members is listed ``Empty``. A broker that does not answer
+        fails the call (``NetworkError`` naming it) rather than leave its groups out.
+        """
+        wanted = None if states is None else _group_states(states)
+        body = {"states_filter": sorted(wanted or ())}
+
+        async def ask(broker: BrokerDescription, timeout_ms: int) -> list[GroupListing]:
+            connection = await self._cluster.connection_to(
+                broker.host, broker.port, broker.broker_id
+            )
+            reply, _ = await connection.request(ApiKey.LIST_GROUPS, body, timeout_ms=timeout_ms)
+            return [
+                GroupListing(group_id, protocol_type or "", state, broker.broker_id)
+                for group_id, protocol_type, state in reply["groups"]
+            ]
+
+        async def attempt(timeout_ms: int) -> list[GroupListing]:
+            metadata = {"topics": [], "allow_auto_topic_creation": False}
+            found = await self._to_any(ApiKey.METADATA, metadata)(timeout_ms)
+            brokers = [BrokerDescription(b[0], b[1], b[2]) for b in found["brokers"]]
+            answers = await asyncio.gather(
+                *(ask(broker, timeout_ms) for broker in brokers), return_exceptions=True
+            )
+            merged: dict[str, GroupListing] = {}
+            for answer in answers:
+                if isinstance(answer, BaseException):
+                    raise answer
+                for listing in answer:
+                    # While a coordinator moves, two brokers may both name a group.
+                    known = merged.get(listing.group_id)
+                    if known is None or known.state == "Dead":
+                        merged[listing.group_id] = listing
+            return [
+                listing
+                for _, listing in sorted(merged.items())
+                if wanted is None or listing.state in wanted
+            ]
+
+        return await self._with_retries(attempt, retriable=True)
+
+    async def describe_groups(self, group_ids: Iterable[str]) -> dict[str, GroupDescription]:
+        """State, assignor and members (with their assignments) of each group, by id.
+
+        An unknown group is described ``Dead`` with no members, as Kafka does.
+        Raises the group's error otherwise (``InvalidGroupIdError``, …).
+        """
+        ids = list(dict.fromkeys(group_ids))
+        described = await asyncio.gather(*(self._describe_group(g) for g in ids))
+        return dict(zip(ids, described, strict=True))
+
+    async def delete_groups(self, group_ids: Iterable[str]) -> dict[str, LogServerError | None]:
+        """Delete each group's committed offsets and the group itself; per group, None or the error.
+
+        ``NonEmptyGroupError`` for a group with members, ``GroupIdNotFoundError``
+        for a group the coordinator does not know; a failure to reach the
+        coordinator is that group's error too.
+        """
+        ids = list(dict.fromkeys(group_ids))
+        results = await asyncio.gather(*(self._delete_group(g) for g in ids))
+        return dict(zip(ids, results, strict=True))
+
+    async def list_group_offsets(
+        self, group_id: str, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        """The group's committed offsets (of ``partitions``, default all), by partition.
+
+        Partitions without a committed offset are left out; an unknown group has none.
+        """
+        topics = None
+        if partitions is not None:
+            by_topic: dict[str, set[int]] = defaultdict(set)
+            for tp in partitions:
+                by_topic[tp[0]].add(tp[1])
+            if not by_topic:
+                return {}
+            topics = [[topic, sorted(ps)] for topic, ps in sorted(by_topic.items())]
+        body = {"group_id": group_id, "topics": topics}
+
+        async def attempt(timeout_ms: int) -> dict[TopicPartition, OffsetAndMetadata]:
+            reply = await self._to_coordinator(group_id, ApiKey.OFFSET_FETCH, body, timeout_ms)
+            found: dict[TopicPartition, OffsetAndMetadata] = {}
+            for topic, rows in reply["topics"]:
+                for partition, offset, metadata, error in rows:
+                    tp = TopicPartition(topic, partition)
+                    if error:
+                        raise response_error(
+                            error, f"committed offset of {tp} in group {group_id!r}"
+                        )
+                    if offset >= 0:
+                        found[tp] = OffsetAndMetadata(offset, metadata or "")
+            return dict(sorted(found.items()))
+
+        return await self._with_coordinator(group_id, attempt)
+
+    async def alter_group_offsets(
+        self, group_id: str, offsets: Mapping[TopicPartition, int | OffsetAndMetadata]
+    ) -> None:
+        """Commit ``offsets`` for the group from outside it (generation -1, no member id).
+
+        The coordinator allows this only while the group has no members. Raises
+        the first partition's error (``OffsetOutOfRangeError`` for a negative
+        offset or one past the log end, ``UnknownTopicOrPartitionError``, …),
+        naming how many others failed too, and ``ValueError`` for an offset that
+        is not an int.
+        """
+        by_topic: dict[str, list[list[Any]]] = defaultdict(list)
+        for tp, value in offsets.items():
+            committed = value if isinstance(value, OffsetAndMetadata) else OffsetAndMetadata(value)
+            if type(committed.offset) is not int:
+                raise ValueError(f"{TopicPartition(*tp)}: offset must be an int, not {value!r}")
+            by_topic[tp[0]].append([tp[1], committed.offset, committed.metadata])
+        if not by_topic:
+            return
+        body = {
+            "group_id": group_id,
+            "generation_id": -1,
+            "member_id": "",
+            "group_instance_id": None,
+            "topics": [[topic, sorted(rows)] for topic, rows in sorted(by_topic.items())],
+        }
+
+        async def attempt(timeout_ms: int) -> None:
+            reply = await self._to_coordinator(group_id, ApiKey.OFFSET_COMMIT, body, timeout_ms)
+            failed = [
+                response_error(error, message or f"{TopicPartition(topic, partition)}")
+                for topic, rows in reply["topics"]
+                for partition, error, message in rows
+                if error
+            ]
+            if failed:
+                first = failed[0]
+                if len(failed) > 1 and not isinstance(first, _COORDINATOR_MOVED):
+                    raise type(first)(f"{first.message} (and {len(failed) - 1} more partitions)")
+                raise first
+
+        await self._with_coordinator(group_id, attempt)
+
     # -- internals --------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -347,8 +517,89 @@ class Admin:
         assert last is not None
         raise last
 
-    async def _with_retries(self, attempt: Callable[[int], Awaitable[T]]) -> T:
-        """Run ``attempt(timeout_ms)``, retrying ``invalid_metadata`` errors within the deadline."""
+    async def _describe_group(self, group_id: str) -> GroupDescription:
+        body = {"groups": [group_id]}
+
+        async def attempt(timeout_ms: int) -> GroupDescription:
+            reply = await self._to_coordinator(group_id, ApiKey.DESCRIBE_GROUPS, body, timeout_ms)
+            for error, found, state, protocol_type, protocol, members in reply["groups"]:
+                if found != group_id:
+                    continue
+                if error:
+                    raise response_error(error, f"describing group {group_id!r}")
+                coordinator_id, _, _ = await self._coordinators.coordinator(group_id)
+                return GroupDescription(
+                    group_id=group_id,
+                    state=state,
+                    protocol_type=protocol_type or "",
+                    protocol=protocol or "",
+                    members=tuple(
+                        MemberDescription(
+                            member_id, instance_id, client_id, host, _assigned_partitions(data)
+                        )
+                        for member_id, instance_id, client_id, host, _, data in members
+                    ),
+                    coordinator_id=coordinator_id,
+                )
+            raise UnknownServerError(
+                f"the coordinator's answer does not mention group {group_id!r}"
+            )
+
+        return await self._with_coordinator(group_id, attempt)
+
+    async def _delete_group(self, group_id: str) -> LogServerError | None:
+        body = {"groups": [group_id]}
+
+        async def attempt(timeout_ms: int) -> LogServerError | None:
+            reply = await self._to_coordinator(group_id, ApiKey.DELETE_GROUPS, body, timeout_ms)
+            for found, error, message in reply["results"]:
+                if found != group_id:
+                    continue
+                if not error:
+                    return None
+                failure = response_error(error, message or f"group {group_id!r}")
+                if isinstance(failure, _COORDINATOR_MOVED):
+                    raise failure
+                return failure
+            raise UnknownServerError(
+                f"the coordinator's answer does not mention group {group_id!r}"
+            )
+
+        try:
+            return await self._with_coordinator(group_id, attempt)
+        except LogServerError as exc:
+            return exc
+
+    async def _to_coordinator(
+        self, group_id: str, api_key: ApiKey, body: dict[str, Any], timeout_ms: int
+    ) -> dict[str, Any]:
+        reply, _ = await self._coordinators.request(group_id, api_key, body, timeout_ms=timeout_ms)
+        return reply
+
+    async def _with_coordinator(self, group_id: str, attempt: Callable[[int], Awaitable[T]]) -> T:
+        """Run ``attempt(timeout_ms)``; a coordinator error inside the answer finds it again."""
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_timeout_ms / 1000
+        delay = _FIRST_BACKOFF_S
+        while True:
+            remaining_ms = max(1, int((deadline - loop.time()) * 1000))
+            try:
+                return await attempt(remaining_ms)
+            except _COORDINATOR_MOVED as exc:
+                if loop.time() + delay >= deadline:
+                    raise
+                if not isinstance(exc, CoordinatorLoadInProgressError):
+                    self._coordinators.forget(group_id)
+                log.debug("group %s: %s; retrying in %.1f s", group_id, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_BACKOFF_S)
+
+    async def _with_retries(
+        self, attempt: Callable[[int], Awaitable[T]], *, retriable: bool = False
+    ) -> T:
+        """Run ``attempt(timeout_ms)``, retrying ``invalid_metadata`` errors within the deadline
+        (and any ``retriable`` one when asked)."""
         self._check_open()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.request_timeout_ms / 1000
@@ -361,7 +612,11 @@ class Admin:
                 return await attempt(remaining_ms)
             except LogServerError as exc:
                 if (
-                    not (exc.invalid_metadata or isinstance(exc, NotControllerError))
+                    not (
+                        exc.invalid_metadata
+                        or isinstance(exc, NotControllerError)
+                        or (retriable and exc.retriable)
+                    )
                     or tries >= _MAX_ATTEMPTS
                     or loop.time() + delay >= deadline
                 ):
@@ -391,3 +646,29 @@ def _the_resource(reply: dict[str, Any], name: str) -> dict[str, Any]:
                 raise response_error(resource["error"], resource.get("error_message"))
             return resource
     raise UnknownTopicOrPartitionError(f"the broker's answer does not mention topic {name!r}")
+
+
+def _group_states(states: Iterable[str]) -> frozenset[str]:
+    """Kafka's state names, matched case-insensitively; ``ValueError`` for others."""
+    canonical = {state.lower(): state for state in GROUP_STATES}
+    wanted = set()
+    for state in states:
+        found = canonical.get(state.strip().lower())
+        if found is None:
+            raise ValueError(
+                f"unknown group state {state!r}: expected one of {', '.join(GROUP_STATES)}"
+            )
+        wanted.add(found)
+    return frozenset(wanted)
+
+
+def _assigned_partitions(data: bytes | None) -> frozenset[TopicPartition]:
+    """The partitions of a member's assignment; empty when the bytes are not ours to read
+    (another client's format) or there are none yet (a rebalance under way)."""
+    if not data:
+        return frozenset()
+    try:
+        return frozenset(Assignment.decode(data).partitions)
+    except MemberMetadataError as exc:
+        log.debug("undecodable assignment (%d bytes): %s", len(data), exc)
+        return frozenset()

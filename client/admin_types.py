@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 
+from client.topic_partition import TopicPartition
+
 __all__ = [
+    "GROUP_STATES",
     "BrokerDescription",
     "ClusterDescription",
     "ConfigEntry",
+    "GroupDescription",
+    "GroupListing",
+    "MemberDescription",
     "PartitionDescription",
     "TopicDescription",
 ]
+
+# Kafka's names for a classic group's states (docs/groups.md).
+GROUP_STATES = ("Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -74,3 +83,45 @@ class ClusterDescription:
             if broker.broker_id == self.controller_id:
                 return broker
         return None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GroupListing:
+    """One group as ListGroups names it; ``coordinator_id`` is the broker that answered."""
+
+    group_id: str
+    protocol_type: str  # "consumer" for the groups of this client (Kafka's name)
+    state: str  # one of GROUP_STATES
+    coordinator_id: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MemberDescription:
+    """A member of a group, with the partitions its current assignment gives it.
+
+    ``assignment`` is empty while the group rebalances, and when the bytes the
+    leader sent cannot be decoded (another client's format).
+    """
+
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    host: str
+    assignment: frozenset[TopicPartition]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GroupDescription:
+    """A group as its coordinator sees it; an unknown group is ``Dead`` with no members."""
+
+    group_id: str
+    state: str  # one of GROUP_STATES
+    protocol_type: str
+    protocol: str  # the assignor the group chose ("" before the first rebalance)
+    members: tuple[MemberDescription, ...]
+    coordinator_id: int
+
+    @property
+    def is_active(self) -> bool:
+        """Members are in the group (a reset of its offsets would race them)."""
+        return self.state not in ("Empty", "Dead")

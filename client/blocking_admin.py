@@ -13,10 +13,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from client.admin import Admin, OffsetSpec
-from client.admin_types import ClusterDescription, ConfigEntry, TopicDescription
+from client.admin_types import (
+    ClusterDescription,
+    ConfigEntry,
+    GroupDescription,
+    GroupListing,
+    TopicDescription,
+)
 from client.errors import LogServerError
 from client.loop_thread import LoopThread
-from client.topic_partition import OffsetAndTimestamp, TopicPartition
+from client.topic_partition import OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
 
 __all__ = ["BlockingAdmin"]
 
@@ -111,3 +117,24 @@ class BlockingAdmin:
     ) -> dict[TopicPartition, LogServerError | None]:
         wanted = None if topics is None else tuple(topics)
         return self._loop().run(self._admin.elect_leaders(wanted))
+
+    def list_groups(self, states: Iterable[str] | None = None) -> list[GroupListing]:
+        wanted = None if states is None else tuple(states)
+        return self._loop().run(self._admin.list_groups(wanted))
+
+    def describe_groups(self, group_ids: Iterable[str]) -> dict[str, GroupDescription]:
+        return self._loop().run(self._admin.describe_groups(tuple(group_ids)))
+
+    def delete_groups(self, group_ids: Iterable[str]) -> dict[str, LogServerError | None]:
+        return self._loop().run(self._admin.delete_groups(tuple(group_ids)))
+
+    def list_group_offsets(
+        self, group_id: str, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        wanted = None if partitions is None else tuple(partitions)
+        return self._loop().run(self._admin.list_group_offsets(group_id, wanted))
+
+    def alter_group_offsets(
+        self, group_id: str, offsets: Mapping[TopicPartition, int | OffsetAndMetadata]
+    ) -> None:
+        self._loop().run(self._admin.alter_group_offsets(group_id, dict(offsets)))

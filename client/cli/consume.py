@@ -9,6 +9,16 @@ reaches its end offset as of that moment, and the command exits when every
 assigned partition is; later appends are not waited for. ``--max-messages``
 stops after that many records. Each record is written and flushed on its own,
 so ``| head`` and ``| grep --line-buffered`` see records at once.
+
+With ``--group G`` the command is a member of consumer group G
+(``kafka-console-consumer.sh --group``): the group's coordinator gives it a
+share of the topic's partitions, it starts at the group's committed offsets
+(``--from-beginning`` is ``auto_offset_reset=earliest``, for partitions the
+group has none for; else the end), and it commits as it goes (auto-commit)
+and once more when it stops. ``-e`` then exits once every partition of its
+assignment is at its end, after the first assignment. ``--partition`` and
+``--offset`` do not go with ``--group``: the coordinator chooses the
+partitions, and ``logctl group reset-offsets`` moves a group's offsets.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from client.consumer import Consumer
 from client.errors import UnknownTopicOrPartitionError
 from client.topic_partition import TopicPartition
 
-__all__ = ["OffsetSpec", "add_parser", "parse_offset", "start_offsets"]
+__all__ = ["OffsetSpec", "add_parser", "consume_group", "parse_offset", "start_offsets"]
 
 _POLL_TIMEOUT_MS = 500
 
@@ -101,6 +111,7 @@ def add_parser(
         "-o",
         "--offset",
         type=_offset_arg,
+        action=_StartOption,
         default=OffsetSpec("end"),
         metavar="OFFSET",
         help="start, end (default), N, -N (N before the end) or @TIMESTAMP_MS",
@@ -108,9 +119,16 @@ def add_parser(
     start.add_argument(
         "--from-beginning",
         dest="offset",
-        action="store_const",
+        action=_StartOption,
+        nargs=0,
         const=OffsetSpec("start"),
-        help="same as --offset start",
+        help="same as --offset start; with --group, where partitions without a committed "
+        "offset start",
+    )
+    parser.add_argument(
+        "--group",
+        metavar="GROUP",
+        help="consume as a member of this consumer group, committing as it goes",
     )
     parser.add_argument("--max-messages", type=_positive, metavar="N", help="stop after N")
     parser.add_argument(
@@ -127,12 +145,41 @@ def add_parser(
         help="%%v value, %%k key, %%p partition, %%o offset, %%T timestamp, %%t topic, "
         "%%h headers, \\n \\t escapes; or json (default: %%v\\n)",
     )
-    parser.set_defaults(run=run, check=functools.partial(_check, parser))
+    parser.set_defaults(run=run, check=functools.partial(_check, parser), start_option=None)
+
+
+class _StartOption(argparse.Action):
+    """Store the start offset and remember which option gave it (``--group`` takes only one)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        namespace.start_option = option_string
 
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.partition is not None and args.partition < 0:
         parser.error(f"--partition must not be negative, not {args.partition}")
+    if args.group is None:
+        return
+    if not args.group:
+        parser.error("--group must not be empty")
+    if args.partition is not None:
+        parser.error(
+            "--group and --partition do not go together: the group's coordinator shares the "
+            "partitions out; drop --partition, or --group to read one partition on your own"
+        )
+    if args.start_option in ("-o", "--offset"):
+        parser.error(
+            "--group and --offset do not go together: a member starts at the group's committed "
+            "offsets (--from-beginning: at the start where it has none); move them with "
+            "'logctl group reset-offsets'"
+        )
 
 
 async def _assigned(consumer: Consumer, topic: str, partition: int | None) -> list[TopicPartition]:
@@ -215,7 +262,84 @@ async def consume(
     return printed
 
 
+async def _all_at_end(consumer: Consumer, known_ends: dict[TopicPartition, int]) -> bool:
+    """Whether every assigned partition's position has reached its end offset.
+
+    As ``_EndWatch``: ends only grow, so only partitions that caught up with the
+    last end seen are asked for their end again.
+    """
+    tps = consumer.assignment()
+    positions = {tp: await consumer.position(tp) for tp in tps}
+    caught_up = [tp for tp, pos in positions.items() if pos >= known_ends.get(tp, pos)]
+    if caught_up:
+        known_ends.update(await consumer.end_offsets(caught_up))
+    return all(positions[tp] >= known_ends[tp] for tp in tps)
+
+
+async def consume_group(
+    consumer: Consumer,
+    topic: str,
+    *,
+    formatter: Formatter,
+    out: BinaryIO,
+    max_messages: int | None,
+    exit_at_end: bool,
+) -> int:
+    """Print records as a member of the consumer's group until ``max_messages``, or (with
+    ``exit_at_end``) until every assigned partition is at its end after the first assignment."""
+    assigned = False
+
+    def on_assign(partitions: set[TopicPartition]) -> None:
+        nonlocal assigned
+        assigned = True
+
+    consumer.subscribe([topic], on_assign=on_assign)
+    printed = 0
+    known_ends: dict[TopicPartition, int] = {}
+    while True:
+        left = None if max_messages is None else max_messages - printed
+        if left == 0:
+            break
+        batch = await consumer.poll(timeout_ms=_POLL_TIMEOUT_MS, max_records=left)
+        for tp, records in batch.items():
+            for record in records:
+                out.write(formatter(tp.topic, tp.partition, record))
+                out.flush()
+            printed += len(records)
+        if exit_at_end and assigned and await _all_at_end(consumer, known_ends):
+            break
+    await consumer.commit()
+    return printed
+
+
+async def _run_group(args: argparse.Namespace) -> int:
+    from_beginning = args.start_option == "--from-beginning"
+    consumer = Consumer(
+        args.bootstrap_server,
+        client_id="logctl-consumer",
+        group_id=args.group,
+        enable_auto_commit=True,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+    )
+    await consumer.start()
+    try:
+        await _assigned(consumer, args.topic, None)  # the topic exists
+        await consume_group(
+            consumer,
+            args.topic,
+            formatter=args.format,
+            out=sys.stdout.buffer,
+            max_messages=args.max_messages,
+            exit_at_end=args.exit_at_end,
+        )
+    finally:
+        await consumer.close()
+    return 0
+
+
 async def run(args: argparse.Namespace) -> int:
+    if args.group is not None:
+        return await _run_group(args)
     consumer = Consumer(
         args.bootstrap_server, client_id="logctl-consumer", auto_offset_reset="earliest"
     )

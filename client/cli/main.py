@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from client.cli import cluster, consume, produce, topic
+from client.cli import cluster, consume, group, produce, topic
 from client.cluster import parse_bootstrap
 from client.errors import LogServerError
 
@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(
         prog="logctl",
-        description="Manage topics, produce and consume records on a logserver cluster.",
+        description="Manage topics and consumer groups, produce and consume records on a logserver "
+        "cluster.",
         parents=[common],
     )
     commands = parser.add_subparsers(dest="noun", required=True, metavar="COMMAND")
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_parser(commands, common)
     consume.add_parser(commands, common)
     cluster.add_parser(commands, common)
+    group.add_parser(commands, common)
     return parser
 
 

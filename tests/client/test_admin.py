@@ -10,20 +10,23 @@ from collections.abc import Iterator
 import pytest
 
 from client.admin import Admin, response_error
-from client.admin_types import BrokerDescription, ConfigEntry, PartitionDescription
+from client.admin_types import BrokerDescription, ConfigEntry, GroupListing, PartitionDescription
 from client.blocking_admin import BlockingAdmin
 from client.errors import (
     ElectionNotNeededError,
+    GroupIdNotFoundError,
     InvalidConfigurationError,
+    InvalidGroupIdError,
     InvalidPartitionsError,
     InvalidReplicationFactorError,
     InvalidTopicError,
     NetworkError,
+    OffsetOutOfRangeError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
 from client.producer import Producer
-from client.topic_partition import OffsetAndTimestamp, TopicPartition
+from client.topic_partition import OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
 from tests.support.broker_process import BrokerProcess
 
 
@@ -403,3 +406,65 @@ def test_blocking_admin_elects_leaders_and_describes_topics(broker, name):
     assert list(elected) == [TopicPartition(name, 0)]
     assert isinstance(elected[TopicPartition(name, 0)], ElectionNotNeededError)
     assert described[name].partitions == (PartitionDescription(0, 0, 0, (0,), (0,), None, None),)
+
+
+# -- consumer groups (the same calls against the in-memory fake: test_admin_groups.py) ----
+
+
+async def test_group_offsets_altered_listed_and_deleted(broker, admin, name):
+    await admin.create_topic(name, 2, 1)
+    await produce(broker.address, name, [(0, 100), (0, 200), (1, 300)])
+    group = f"g-{name}"
+
+    before = await admin.describe_groups([group])
+    await admin.alter_group_offsets(
+        group, {TopicPartition(name, 0): OffsetAndMetadata(2, "done"), TopicPartition(name, 1): 0}
+    )
+    committed = await admin.list_group_offsets(group)
+    some = await admin.list_group_offsets(group, [TopicPartition(name, 1)])
+    listed = await admin.list_groups()
+    described = await admin.describe_groups([group])
+    deleted = await admin.delete_groups([group, f"nobody-{name}"])
+
+    assert before[group].state == "Dead"
+    assert committed == {
+        TopicPartition(name, 0): OffsetAndMetadata(2, "done"),
+        TopicPartition(name, 1): OffsetAndMetadata(0, ""),
+    }
+    assert some == {TopicPartition(name, 1): OffsetAndMetadata(0, "")}
+    assert [g for g in listed if g.group_id == group] == [
+        GroupListing(group, "consumer", "Empty", 0)
+    ]
+    assert described[group].state in ("Empty", "Dead")
+    assert not described[group].is_active
+    assert deleted[group] is None
+    assert isinstance(deleted[f"nobody-{name}"], GroupIdNotFoundError)
+    assert await admin.list_group_offsets(group) == {}
+
+
+async def test_group_offset_commit_bad_input_raises_the_typed_error(admin, name):
+    await admin.create_topic(name, 1, 1)
+    group = f"g-{name}"
+
+    with pytest.raises(OffsetOutOfRangeError, match="negative"):
+        await admin.alter_group_offsets(group, {TopicPartition(name, 0): -5})
+    with pytest.raises(OffsetOutOfRangeError, match="beyond the log end"):
+        await admin.alter_group_offsets(group, {TopicPartition(name, 0): 7})
+    with pytest.raises(UnknownTopicOrPartitionError):
+        await admin.alter_group_offsets(group, {TopicPartition(f"no-{name}", 0): 0})
+    with pytest.raises(InvalidGroupIdError, match="255"):
+        await admin.describe_groups(["x" * 10_000])
+
+
+def test_blocking_admin_group_calls(broker, name):
+    group = f"g-{name}"
+    with BlockingAdmin(broker.address) as admin:
+        admin.create_topic(name, 1, 1)
+        admin.alter_group_offsets(group, {TopicPartition(name, 0): 0})
+        committed = admin.list_group_offsets(group)
+        described = admin.describe_groups([group])
+        deleted = admin.delete_groups([group])
+
+    assert committed == {TopicPartition(name, 0): OffsetAndMetadata(0)}
+    assert not described[group].is_active
+    assert deleted == {group: None}
