@@ -445,13 +445,24 @@ class Consumer:
         return set(await self._cluster.partitions_for(topic))
 
     def pause(self, *tps: TopicPartition | tuple[str, int]) -> None:
+        """Stop fetching these partitions, and stop returning what was already fetched,
+        until ``resume`` (Kafka's pause: the position stays where it is)."""
         for tp in tps:
-            self._state(tp).paused = True
+            self._state(tp).held = True
 
     def resume(self, *tps: TopicPartition | tuple[str, int]) -> None:
+        fetcher = self._require_started()
         for tp in tps:
-            self._state(tp).paused = False
-        self._fetcher.wake()
+            state = self._state(tp)
+            state.held = False
+            if state.buffer:
+                fetcher.data_ready.set()
+        fetcher.wake()
+
+    def paused(self) -> set[TopicPartition]:
+        """The partitions ``pause`` holds."""
+        fetcher = self._require_started()
+        return {tp for tp, state in fetcher.states.items() if state.held}
 
     # -- reading --------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ class PartitionState:
         "buffered_bytes",
         "epoch",
         "fetch_offset",
+        "held",
         "high_watermark",
         "needs_committed",
         "paused",
@@ -54,7 +55,8 @@ class PartitionState:
         self.buffer: deque[_Chunk] = deque()
         self.buffered_bytes = 0
         self.epoch = next(_EPOCHS)  # changed by seek: responses to older requests are dropped
-        self.paused = False
+        self.paused = False  # stopped by an error, until the application seeks
+        self.held = False  # paused by the application: neither fetched nor returned
         self.high_watermark: int | None = None  # from the last fetch answer
         # The group's committed offset is being looked up: auto_offset_reset waits for it.
         self.needs_committed = needs_committed
@@ -172,7 +174,7 @@ class Fetcher:
     async def _plan(self) -> dict[int, list[TopicPartition]]:
         requests: dict[int, list[TopicPartition]] = defaultdict(list)
         for tp, state in self.states.items():
-            if state.paused or state.fetch_offset is None:
+            if state.paused or state.held or state.fetch_offset is None:
                 continue
             if state.buffered_bytes >= 2 * self._partition_max:  # two fetches ahead at most
                 continue
@@ -310,6 +312,8 @@ class Fetcher:
         for tp, state in self.states.items():
             if budget <= 0:
                 break
+            if state.held:
+                continue  # kept for after resume()
             buffer = state.buffer
             while buffer and budget > 0:
                 chunk = buffer[0]
@@ -337,7 +341,7 @@ class Fetcher:
                 state.position = taken[-1].offset + 1
         if out:
             self._wake.set()
-        if not any(s.buffer for s in self.states.values()):
+        if not any(s.buffer for s in self.states.values() if not s.held):
             self.data_ready.clear()
         return out
 

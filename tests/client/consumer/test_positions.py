@@ -171,6 +171,30 @@ async def test_pause_stops_one_partition_and_resume_restarts_it(
     assert await _offsets(consumer, 3) == [0, 1, 2]
 
 
+async def test_records_already_fetched_are_held_while_paused(
+    make_consumer: ConsumerFactory, fake: FakeBroker
+) -> None:
+    """Kafka's pause: what was fetched before the pause is not returned until resume."""
+    _fill(fake, 3, topic="two", partition=0)
+    consumer = await make_consumer(auto_offset_reset="earliest")
+    a = TopicPartition("two", 0)
+    consumer.assign([a])
+    for _ in range(50):  # until the fetcher has buffered the records
+        if consumer._fetcher.states[a].buffer:
+            break
+        await asyncio.sleep(0.02)
+    assert consumer._fetcher.states[a].buffer, "nothing was fetched"
+
+    consumer.pause(a)
+    assert consumer.paused() == {a}
+    assert await consumer.poll(timeout_ms=200) == {}
+    assert await consumer.position(a) == 0
+
+    consumer.resume(a)
+    assert consumer.paused() == set()
+    assert await _offsets(consumer, 3) == [0, 1, 2]
+
+
 async def test_max_records_bounds_one_poll_without_losing_any(
     make_consumer: ConsumerFactory, fake: FakeBroker
 ) -> None:
