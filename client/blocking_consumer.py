@@ -187,6 +187,9 @@ class BlockingConsumer:
     def resume(self, *tps: TP) -> None:
         self._call(self._consumer.resume, *tps)
 
+    def paused(self) -> set[TopicPartition]:
+        return self._call(self._consumer.paused)
+
     def beginning_offsets(self, tps: Iterable[TP]) -> dict[TopicPartition, int]:
         return self._thread.run(self._consumer.beginning_offsets(list(tps)))
 
