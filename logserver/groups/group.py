@@ -28,6 +28,7 @@ subclasses with Kafka's codes); the rest are results.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Iterable, Mapping
 
 from client.errors import (
@@ -53,6 +54,8 @@ from logserver.groups.messages import (
 )
 from logserver.groups.ownership import owned_partitions
 from logserver.groups.validation import new_member_id
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Answer",
@@ -300,6 +303,12 @@ class Group:
                 if member.sync_waiting:
                     member.sync_waiting = False
                     self._answers.append(Answer("sync", member.member_id, SyncResult(error=error)))
+        log.info(
+            "group %r: preparing to rebalance (generation %d, %d member(s))",
+            self.group_id,
+            self.generation,
+            len(self.members),
+        )
         self.state = GroupState.PREPARING_REBALANCE
         self.sync_deadline_ms = None
         timeout = self._max_rebalance_timeout_ms()
@@ -333,6 +342,7 @@ class Group:
         self._in_initial_delay = False
         self.generation += 1
         if not self.members:
+            log.info("group %r: empty at generation %d", self.group_id, self.generation)
             self.state = GroupState.EMPTY
             self.protocol_name = None
             self.leader_id = None
@@ -352,6 +362,14 @@ class Group:
         self.protocol_name = protocol
         if self.leader_id not in self.members:
             self.leader_id = members[0].member_id
+        log.info(
+            "group %r: generation %d with %d member(s), protocol %s, leader %s",
+            self.group_id,
+            self.generation,
+            len(members),
+            protocol,
+            self.leader_id,
+        )
         self.state = GroupState.COMPLETING_REBALANCE
         self.sync_deadline_ms = now_ms + self._max_rebalance_timeout_ms()
         for member in members:
@@ -515,6 +533,12 @@ class Group:
             if not m.waiting and now_ms - m.last_seen_ms >= m.session_timeout_ms
         ]
         for member in expired:
+            log.info(
+                "group %r: member %s expired (silent for %d ms)",
+                self.group_id,
+                member.member_id,
+                now_ms - member.last_seen_ms,
+            )
             self._remove(member, None)
         if self.state is GroupState.PREPARING_REBALANCE:
             deadline = self.join_deadline_ms
