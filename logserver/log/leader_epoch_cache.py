@@ -49,7 +49,7 @@ class LeaderEpochCache:
     def __init__(self, directory: Path) -> None:
         self.path = directory / LEADER_EPOCH_FILE
         self._lock = threading.Lock()
-        self._dirty = False  # the file is behind memory: a write failed
+        self._dirty = False  # the file is behind memory: deferred, or a write failed
         self._entries: list[EpochEntry] = self._load()
 
     def _load(self) -> list[EpochEntry]:
@@ -79,7 +79,8 @@ class LeaderEpochCache:
         self._dirty = False
 
     def flush(self) -> None:
-        """Write the cache again if a write failed since (the log calls this on close)."""
+        """Write the cache if it is behind memory: an ``assign(persist=False)``, or a failed
+        write. The log calls this before it moves its recovery point, and on close."""
         with self._lock:
             if self._dirty:
                 self._save()
@@ -95,11 +96,13 @@ class LeaderEpochCache:
         entries = self._entries
         return entries[-1].epoch if entries else UNDEFINED
 
-    def assign(self, epoch: int, start_offset: int) -> bool:
+    def assign(self, epoch: int, start_offset: int, *, persist: bool = True) -> bool:
         """Record that ``epoch`` starts at ``start_offset``; return whether anything changed.
 
         Only a newer epoch adds an entry. An older one is ignored: it comes from
         a batch a follower copies from a leader that already moved on.
+        ``persist=False`` leaves the file to the next ``flush`` (the append path runs
+        on the event loop, and an fsync there stalls every request).
         """
         with self._lock:
             if epoch < 0 or (self._entries and epoch <= self._entries[-1].epoch):
@@ -114,7 +117,10 @@ class LeaderEpochCache:
                 )
                 self._entries = [e for e in self._entries if e.start_offset < start_offset]
             self._entries.append(EpochEntry(epoch, start_offset))
-            self._save()
+            if persist:
+                self._save()
+            else:
+                self._dirty = True
             return True
 
     def end_offset_for(self, epoch: int, log_end_offset: int) -> EpochEndOffset:

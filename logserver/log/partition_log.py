@@ -42,7 +42,7 @@ from client.record.validation import check_single_batch
 from logserver.log.checkpoint import PartitionCheckpoint, write_atomically, write_checkpoint
 from logserver.log.config import LogConfig
 from logserver.log.file_slice import FileSlice
-from logserver.log.files import CLEAN_SHUTDOWN_FILE, fsync_directory
+from logserver.log.files import CLEAN_SHUTDOWN_FILE, fsync_directory, log_fields
 from logserver.log.leader_epoch_cache import EpochEndOffset, LeaderEpochCache
 from logserver.log.recovery import RecoveryReport, load_log
 from logserver.log.segment import LogSegment, PartialWriteError, now_ms
@@ -397,12 +397,13 @@ class PartitionLog:
                 position += header.batch_length + LOG_OVERHEAD
 
     def _new_epoch(self, epoch: int, start_offset: int) -> None:
-        """A leader epoch's first append: record it (rare; the write is fsynced)."""
-        try:
-            self.leader_epochs.assign(epoch, start_offset)
-        except OSError as exc:
-            # The data is appended; only the derived cache is behind. Say so, go on.
-            log.error("%s: cannot save the leader epoch cache: %s", self.directory, exc)
+        """A leader epoch's first append: record it in memory.
+
+        The file is written by the next ``flush`` (off the event loop), before the
+        recovery point passes this offset; until then, recovery after a crash
+        re-learns the epoch from the batches above the recovery point.
+        """
+        self.leader_epochs.assign(epoch, start_offset, persist=False)
         self._latest_epoch = epoch
 
     def end_offset_for_epoch(self, epoch: int) -> EpochEndOffset:
@@ -502,7 +503,13 @@ class PartitionLog:
             self.leader_epochs.truncate_from_end(new_end)
             self._latest_epoch = self.leader_epochs.latest_epoch
         self._write_checkpoint()
-        log.info("%s: truncated to offset %d (asked %d)", self.directory.name, new_end, offset)
+        log.info(
+            "%s: truncated to offset %d (asked %d)",
+            self.directory.name,
+            new_end,
+            offset,
+            extra=log_fields(self.directory, new_end),
+        )
         return new_end
 
     # -- read -----------------------------------------------------------------------
@@ -709,6 +716,9 @@ class PartitionLog:
             try:
                 for segment in segments:
                     segment.fsync()
+                # Epochs first learned below ``target`` must be on disk before the
+                # recovery point passes them: recovery re-learns only above it.
+                self.leader_epochs.flush()
             except OSError as exc:
                 raise StorageError(f"{self.directory}: fsync failed: {exc.strerror}") from exc
             with self._lock:
