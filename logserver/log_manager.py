@@ -22,7 +22,7 @@ from pathlib import Path
 
 from client.errors import StorageError
 from logserver.log import LogConfig, PartitionLog
-from logserver.log.files import fsync_directory
+from logserver.log.files import fsync_directory, log_fields
 from logserver.topic_config import log_config_for
 
 __all__ = ["LogManager", "parse_partition_dir"]
@@ -100,7 +100,12 @@ class LogManager:
             opened = PartitionLog.open(path, config, **self._clock_kwargs)
             report = opened.recovery_report
             if report is not None and report.truncation is not None:
-                log.warning("%s: recovery cut the log: %s", path.name, report)
+                log.warning(
+                    "%s: recovery cut the log: %s",
+                    path.name,
+                    report,
+                    extra=log_fields(path, report.log_end_offset),
+                )
             return item[0], opened
 
         with ThreadPoolExecutor(max_workers=min(8, max(1, len(found)))) as pool:

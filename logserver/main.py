@@ -8,17 +8,19 @@ a newcomer types just works.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from client.errors import LogServerError
 from coordination import Coordinator, EmbeddedCoordinator
 from logserver.broker import Broker
-from logserver.config import BrokerConfig, load_config
+from logserver.config import SETTINGS, BrokerConfig, build_parser, load_config
+from logserver.log_format import configure_logging
 
 __all__ = ["main"]
 
@@ -65,6 +67,28 @@ def _run(config: BrokerConfig) -> None:
     asyncio.run(serve(config))
 
 
+def _report_settings_error(
+    exc: LogServerError, argv: Sequence[str], environ: Mapping[str, str]
+) -> None:
+    """Print why the settings were refused, as one JSON line when log.format=json was asked for.
+
+    Only the flags and the environment are read here (the file may be what is
+    wrong), for log.format and broker.id; an unreadable broker.id is null.
+    """
+    flags = vars(build_parser().parse_args(argv))
+    early: dict[str, object] = {}
+    for s in SETTINGS:
+        if s.name in ("log.format", "broker.id"):
+            with contextlib.suppress(ValueError):
+                early[s.attr] = s.kind.parse(flags.get(s.attr, environ.get(s.env, s.default)))
+    if early.get("log_format") != "json":
+        print(f"logserver: {exc}", file=sys.stderr)  # noqa: T201
+        return
+    broker_id = early.get("broker_id")
+    configure_logging("INFO", "json", broker_id=broker_id if isinstance(broker_id, int) else None)
+    log.error("%s", exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["dev-cluster"]:
@@ -75,13 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(argv, os.environ)
     except LogServerError as exc:
-        print(f"logserver: {exc}", file=sys.stderr)  # noqa: T201
+        _report_settings_error(exc, argv, os.environ)
         return 2
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(config.log_level, config.log_format, broker_id=config.broker_id)
     try:
         _run(config)
     except LogServerError as exc:

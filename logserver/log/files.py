@@ -45,6 +45,21 @@ def parse_segment_name(name: str) -> tuple[int, str] | None:
     return int(stem), suffix
 
 
+def log_fields(directory: Path, offset: int | None = None) -> dict[str, str | int]:
+    """The ``extra=`` of a log line about the partition in ``<topic>-<partition>``.
+
+    ``topic``, ``partition`` (when the name has that shape) and ``offset``, which
+    the JSON log format turns into fields of their own.
+    """
+    topic, dash, number = directory.name.rpartition("-")
+    fields: dict[str, str | int] = {}
+    if dash and topic and number.isascii() and number.isdigit():
+        fields.update(topic=topic, partition=int(number))
+    if offset is not None:
+        fields["offset"] = offset
+    return fields
+
+
 @dataclasses.dataclass
 class DirectoryListing:
     """A partition directory sorted into what recovery keeps, cleans and ignores."""

@@ -28,6 +28,7 @@ from logserver.log.files import (
     TIME_INDEX_SUFFIX,
     fsync_directory,
     list_directory,
+    log_fields,
     segment_path,
 )
 from logserver.log.index_file import CorruptIndexError
@@ -198,9 +199,9 @@ def load_log(
     report.seconds = time.perf_counter() - started
     if report.lost_data:
         for line in report.describe():
-            log.warning("recovery: %s", line)
+            log.warning("recovery: %s", line, extra=log_fields(directory, log_end))
     elif not clean and not report.created:
-        log.info("recovery: %s", report.describe()[0])
+        log.info("recovery: %s", report.describe()[0], extra=log_fields(directory, log_end))
     return LoadedLog(segments, log_start, log_end, report)
 
 

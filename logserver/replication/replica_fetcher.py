@@ -178,6 +178,7 @@ class ReplicaFetcher:
                         partition,
                         target,
                         partition_log.log_end_offset,
+                        extra={"topic": topic, "partition": partition, "offset": target},
                     )
                     partition_log.truncate_to(target)
                 role.needs_truncation = False

@@ -74,7 +74,13 @@ class ReplicaManager:
         )
         self.leader_epochs[tp] = leader_epoch
         self.leaders[tp].update_high_watermark()
-        log.info("%s-%d: leader at epoch %d", tp[0], tp[1], leader_epoch)
+        log.info(
+            "%s-%d: leader at epoch %d",
+            tp[0],
+            tp[1],
+            leader_epoch,
+            extra={"topic": tp[0], "partition": tp[1]},
+        )
 
     def become_follower(self, tp: TopicPartition, *, leader_id: int, leader_epoch: int) -> bool:
         """Follow ``leader_id``; return True when this is a change (truncate, then fetch)."""
@@ -87,7 +93,14 @@ class ReplicaManager:
         role.high_watermark = hw
         self.followers[tp] = role
         self.leader_epochs[tp] = leader_epoch
-        log.info("%s-%d: following broker %d at epoch %d", tp[0], tp[1], leader_id, leader_epoch)
+        log.info(
+            "%s-%d: following broker %d at epoch %d",
+            tp[0],
+            tp[1],
+            leader_id,
+            leader_epoch,
+            extra={"topic": tp[0], "partition": tp[1]},
+        )
         return True
 
     def remove(self, tp: TopicPartition) -> None:

@@ -95,8 +95,15 @@ class BrokerProcess:
         return "\n".join(f"    | {line}" for line in lines) or "    | (no output)"
 
     def tracebacks(self) -> list[str]:
-        """Output lines that start a Python traceback (an unexpected failure in the broker)."""
-        return [line for line in self.lines if line.startswith("Traceback")]
+        """Output lines that hold a Python traceback (an unexpected failure in the broker).
+
+        A plain-text line that starts one, or a ``log.format=json`` line with a ``traceback``.
+        """
+        return [
+            line
+            for line in self.lines
+            if line.startswith("Traceback") or (line.startswith("{") and '"traceback": ' in line)
+        ]
 
     # -- lifecycle --------------------------------------------------------------------
 
