@@ -171,6 +171,7 @@ class ZooKeeperCoordinator:
         self._status = "new"
         self._session_state = SessionState.CONNECTING
         self._session_lost = False
+        self.session_expirations = 0  # sessions lost, for the metrics
         self._registration: BrokerInfo | None = None
         self._candidate = False
         self._is_controller = False
@@ -671,6 +672,7 @@ class ZooKeeperCoordinator:
         self._session_state = state
         if state is SessionState.LOST:
             self._session_lost = True
+            self.session_expirations += 1
             if self._is_controller:
                 log.warning("broker %d is no longer the controller", self.broker_id)
             self._is_controller = False

@@ -24,6 +24,13 @@ from logserver.liveness_probe import LivenessProbe
 from logserver.log import PartitionLog
 from logserver.log.segment import now_ms
 from logserver.log_manager import LogManager
+from logserver.metrics import (
+    BrokerMetrics,
+    BrokerStateCollector,
+    MetricsServer,
+    NullMetrics,
+    not_ready_reason,
+)
 from logserver.network.connection import HandlerResult
 from logserver.network.server import NetworkServer
 from logserver.replication.leader_state import LeaderState
@@ -78,6 +85,16 @@ class Broker:
         self.brokers: list[BrokerInfo] = []
         # Blocking storage work (fsync, open, delete, big reads) runs here, off the loop.
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="storage")
+        self.metrics: NullMetrics = NullMetrics()
+        self._metrics_server: MetricsServer | None = None
+        if config.metrics_port is not None:
+            self.metrics = metrics = BrokerMetrics()
+            limit = config.metrics_partition_limit
+            self._metrics_server = MetricsServer(
+                metrics.registry,
+                lambda: not_ready_reason(self),
+                BrokerStateCollector(self, partition_limit=limit),
+            )
         self._dispatcher = RequestDispatcher(self)
         self.network = NetworkServer(
             self,
@@ -96,10 +113,23 @@ class Broker:
     def broker_id(self) -> int:
         return self.config.broker_id
 
+    @property
+    def registered(self) -> bool:
+        return self._registered
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     # -- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._metrics_server is not None:  # first: a port in use refuses to start at once
+            port = await self._metrics_server.start(self.config.metrics_port or 0)
+            log.info(
+                "broker %d: metrics on port %d (/metrics, /health, /ready)", self.broker_id, port
+            )
         await self.coordinator.start()
         # Listen before reading, so a change made between the read and now is not lost.
         self.coordinator.add_topic_listener(self._on_topic_change)
@@ -188,6 +218,8 @@ class Broker:
         finally:
             self.executor.shutdown(wait=True)
             await self.coordinator.close()
+            if self._metrics_server is not None:
+                await self._metrics_server.close()
         log.info("broker %d stopped cleanly", self.broker_id)
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -381,12 +413,26 @@ class Broker:
                 tp[0], tp[1], PartitionState(self.broker_id, state.leader_epoch, ordered), version
             )
         except LogServerError as exc:
-            log.info("%s-%d: ISR change to %s refused: %s", tp[0], tp[1], ordered, exc)
+            log.info(
+                "%s-%d: ISR change to %s refused: %s",
+                tp[0],
+                tp[1],
+                ordered,
+                exc,
+                extra={"topic": tp[0], "partition": tp[1]},
+            )
             return
+        self.metrics.isr_changed(frozenset(state.isr), frozenset(ordered))
         leader = self.replicas.leaders.get(tp)
         if leader is not None and leader.set_isr(ordered):
             self.notifier.notify(tp)
-        log.info("%s-%d: ISR is now %s", tp[0], tp[1], list(ordered))
+        log.info(
+            "%s-%d: ISR is now %s",
+            tp[0],
+            tp[1],
+            list(ordered),
+            extra={"topic": tp[0], "partition": tp[1]},
+        )
 
     async def sync_topic(self, name: str) -> None:
         """Make the local logs and caches match the coordinator's view of ``name``."""
@@ -406,6 +452,7 @@ class Broker:
                 self._follow_group_role(tp)
             if name in self.logs.topics():
                 await loop.run_in_executor(self.executor, self.logs.delete_topic, name)
+            self.metrics.forget_topic(name)
             self.notifier.notify_topic(name)
             return
         for partition, replicas in assignment.replicas.items():

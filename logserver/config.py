@@ -108,17 +108,19 @@ class Setting:
 
 
 def _int(minimum: int, maximum: int = _INT64_MAX, *, rule: str | None = None) -> ValueType:
+    if rule is None:
+        if maximum == _INT64_MAX:
+            rule = f"must be at least {minimum}"
+        else:
+            rule = f"must be between {minimum} and {maximum}"
+
     def parse(text: str) -> int:
         text = text.strip()
         if not _INTEGER.fullmatch(text):
-            raise ValueError("not an integer")
+            raise ValueError(f"not an integer; {rule}")  # what is allowed, not only what is not
         value = int(text)
         if not minimum <= value <= maximum:
-            if rule:
-                raise ValueError(rule)
-            if maximum == _INT64_MAX:
-                raise ValueError(f"must be at least {minimum}")
-            raise ValueError(f"must be between {minimum} and {maximum}")
+            raise ValueError(rule)
         return value
 
     return ValueType("INT", parse)
@@ -461,6 +463,13 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "serve Prometheus metrics on this port; unset serves none",
     ),
+    Setting(
+        "metrics.partition.limit",
+        _int(0, _INT32_MAX),
+        "2000",
+        "per-partition metric series (log size and offsets, group lag) are exported only "
+        "while the broker hosts at most this many partitions; past it, only totals",
+    ),
 )
 
 
@@ -516,6 +525,7 @@ class BrokerConfig:
     log_format: Literal["text", "json"]
     event_loop: Literal["auto", "uvloop", "asyncio"]
     metrics_port: int | None
+    metrics_partition_limit: int
 
     @property
     def replication_factor(self) -> int:

@@ -50,6 +50,7 @@ watch on the state znode), not from a request: there is no LeaderAndIsr.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
@@ -206,6 +207,7 @@ class Controller:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._status = "new"
+        self.elections: collections.Counter[str] = collections.Counter()  # kind -> count
 
     def __repr__(self) -> str:
         return f"Controller(broker {self.broker_id}, {self._status})"
@@ -522,6 +524,8 @@ class Controller:
             except UnknownTopicOrPartitionError:
                 return None
             _log_change(topic, partition, state, new, why)
+            if new.leader != state.leader and new.leader != NO_LEADER:
+                self.elections[_election_kind(state, new, why)] += 1
             return new, True
         log.warning(
             "controller: %s-%d: its state kept changing under %d attempts; left for the next pass",
@@ -624,6 +628,12 @@ async def _bounded(items: Sequence[_I], work: Callable[[_I], Awaitable[_T]]) -> 
         raise
 
 
+def _election_kind(old: PartitionState, new: PartitionState, why: str) -> str:
+    if "preferred" in why:
+        return "preferred"
+    return "clean" if set(new.isr) & set(old.isr) else "unclean"
+
+
 def _log_change(
     topic: str, partition: int, old: PartitionState, new: PartitionState, why: str
 ) -> None:
@@ -635,6 +645,7 @@ def _log_change(
             partition,
             list(new.isr),
             new.leader_epoch,
+            extra={"topic": topic, "partition": partition},
         )
         return
     if old.leader != new.leader:
@@ -647,6 +658,7 @@ def _log_change(
             new.leader_epoch,
             list(new.isr),
             why,
+            extra={"topic": topic, "partition": partition},
         )
         if not set(new.isr) & set(old.isr):
             log.warning(
@@ -656,6 +668,7 @@ def _log_change(
                 partition,
                 new.leader,
                 list(old.isr),
+                extra={"topic": topic, "partition": partition},
             )
         return
     log.info(
@@ -665,4 +678,5 @@ def _log_change(
         list(old.isr),
         list(new.isr),
         why,
+        extra={"topic": topic, "partition": partition},
     )

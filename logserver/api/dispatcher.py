@@ -12,6 +12,7 @@ problem; the connection stays open, because the frame itself was sound.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -87,8 +88,33 @@ def error_response(exc: LogServerError) -> Response:
 class RequestDispatcher:
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
+        self._metrics = broker.metrics
+        self._timed = broker.metrics.enabled
 
     def dispatch(
+        self, header: RequestHeader, body: dict[str, Any], tail: memoryview, peer: str
+    ) -> HandlerResult:
+        if not self._timed:
+            return self._dispatch(header, body, tail, peer)
+        started = time.perf_counter()
+        result = self._dispatch(header, body, tail, peer)
+        if result is None or isinstance(result, Response):
+            self._metrics.request(header.api_key, body, started, result)
+            return result
+        return self._timing(header.api_key, body, started, result)
+
+    async def _timing(
+        self,
+        api_key: int,
+        body: dict[str, Any],
+        started: float,
+        pending: Awaitable[Response | None],
+    ) -> Response | None:
+        result = await pending
+        self._metrics.request(api_key, body, started, result)
+        return result
+
+    def _dispatch(
         self, header: RequestHeader, body: dict[str, Any], tail: memoryview, peer: str
     ) -> HandlerResult:
         handler = _HANDLERS.get(header.api_key)

@@ -55,6 +55,7 @@ def handle_produce(broker: Broker, body: dict[str, Any], tail: memoryview) -> An
     logs = broker.logs
     replicas = broker.replicas
     notify = broker.notifier.notify
+    appended = broker.metrics.appended
     bad_acks = acks not in (0, 1, -1)
     for topic, partitions in plan:
         out: list[list[Any]] = []
@@ -81,6 +82,7 @@ def handle_produce(broker: Broker, body: dict[str, Any], tail: memoryview) -> An
                 continue
             notify(tp)
             replicas.after_append(tp)
+            appended(topic, info.size_bytes, info.record_count)
             if partition_log.config.flush_messages is not None:
                 to_flush.append(partition_log)
             row = [partition, 0, info.first_offset, partition_log.log_start_offset, None]

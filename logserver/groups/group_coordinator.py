@@ -99,6 +99,7 @@ class _Entry:
         self.lock = asyncio.Lock()
         self.join_waiters: dict[str, list[asyncio.Future[Any]]] = {}
         self.sync_waiters: dict[str, list[asyncio.Future[Any]]] = {}
+        self.generation_seen = group.generation
 
     @property
     def busy(self) -> bool:
@@ -128,6 +129,7 @@ class GroupCoordinator:
         self._groups: dict[str, _Entry] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
+        self.rebalances = 0  # generations completed, for the metrics
         self.offsets_topic_lock = asyncio.Lock()
         """Held while FindCoordinator creates ``__consumer_offsets``: one attempt at a time."""
 
@@ -280,6 +282,8 @@ class GroupCoordinator:
         return results
 
     def _deliver(self, entry: _Entry) -> None:
+        self.rebalances += entry.group.generation - entry.generation_seen
+        entry.generation_seen = entry.group.generation
         for answer in entry.group.take_answers():
             waiters = entry.join_waiters if answer.kind == "join" else entry.sync_waiters
             for future in waiters.pop(answer.member_id, ()):
@@ -450,6 +454,10 @@ class GroupCoordinator:
         if not deleted and not known:
             raise GroupIdNotFoundError(f"group {group_id!r} does not exist")
         log.info("group %r deleted", group_id)
+
+    def snapshot(self) -> list[tuple[str, Group, dict[TopicPartition, CommittedOffset] | None]]:
+        """``(group_id, group, committed offsets if read)`` of each group here, for metrics."""
+        return [(gid, e.group, e.offsets) for gid, e in self._groups.items()]
 
     # -- the sweep ---------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from logserver.log.files import (
     TIME_INDEX_SUFFIX,
     segment_path,
 )
+from logserver.log.fsync_timing import FSYNC_TIMES
 from logserver.log.index_file import CorruptIndexError
 from logserver.log.offset_index import OffsetIndex
 from logserver.log.time_index import TimeIndex
@@ -476,9 +477,11 @@ class LogSegment:
 
     def fsync(self) -> None:
         """fsync the log and both indexes; safe to run in another thread than appends."""
+        started = time.perf_counter()
         os.fsync(self._fd)
         self.offset_index.fsync()
         self.time_index.fsync()
+        FSYNC_TIMES.observe(time.perf_counter() - started)
 
     def close(self) -> None:
         try:

@@ -74,6 +74,7 @@ SAMPLES = {
     "log.format": "JSON",
     "event.loop": "asyncio",
     "metrics.port": "9100",
+    "metrics.partition.limit": "50",
 }
 
 FREE_TEXT = {"zookeeper.connect", "broker.rack"}  # any non-empty text is valid
@@ -121,6 +122,7 @@ BAD = {
     "log.format": "xml",
     "event.loop": "trio",
     "metrics.port": "65536",
+    "metrics.partition.limit": "-1",
 }
 
 
@@ -196,6 +198,7 @@ def test_defaults():
     assert config.max_inflight_requests_per_connection == 100
     assert (config.log_level, config.log_format, config.event_loop) == ("INFO", "text", "auto")
     assert config.metrics_port is None
+    assert config.metrics_partition_limit == 2000
 
 
 def test_defaults_imply_the_default_log_config():

@@ -642,3 +642,12 @@ async def test_a_broker_refusing_connections_loses_its_places_before_its_session
     finally:
         for server in servers:
             server.close()
+
+
+def test_election_kinds_for_the_metrics() -> None:
+    from logserver.controller import _election_kind
+
+    old = PartitionState(1, 4, (1, 2))
+    assert _election_kind(old, PartitionState(2, 5, (2,)), "broker 1 died") == "clean"
+    assert _election_kind(old, PartitionState(3, 5, (3,)), "broker 1 died") == "unclean"
+    assert _election_kind(old, PartitionState(2, 5, (1, 2)), "preferred election") == "preferred"

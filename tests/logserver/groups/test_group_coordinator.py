@@ -255,3 +255,17 @@ async def test_a_sync_answered_when_the_leader_syncs(coordinator):
 
 def test_fence_equality_is_by_value():
     assert OffsetFence("__consumer_offsets", 1, 2) == OffsetFence("__consumer_offsets", 1, 2)
+
+
+async def test_rebalances_and_snapshot_for_the_metrics(coordinator):
+    await lead(coordinator)
+    assert coordinator.rebalances == 0
+    a = await stable_member(coordinator)
+    assert coordinator.rebalances == 1
+    first = coordinator.join(GROUP, request())
+    b_waiting = coordinator.join(GROUP, request(first.member_id))
+    await coordinator.join(GROUP, request(a))
+    await b_waiting
+    assert coordinator.rebalances == 2
+    [(group_id, group, offsets)] = coordinator.snapshot()
+    assert (group_id, len(group.members), offsets) == (GROUP, 2, None)
