@@ -5,8 +5,9 @@ Flags follow ``kafka-topics.sh`` and ``kafka-configs.sh``: ``--partitions``,
 ``--delete-config key``. Output is plain text, one line per item, so it
 greps and pipes. ``describe --under-replicated`` (with or without a NAME) prints
 only the partitions whose ISR is smaller than their replica list, one line each
-and nothing else, and exits 0 either way: a check to run between the steps of a
-rolling restart.
+and nothing else, and exits 0 either way; with ``--fail-if-any`` it exits 1 when
+it printed any (and says how many on stderr): the check a rolling restart loops
+on before it takes the next broker down.
 """
 
 from __future__ import annotations
@@ -73,7 +74,12 @@ def add_parser(
         "--under-replicated",
         action="store_true",
         help="only partitions whose ISR is smaller than their replica list, one line each "
-        "(nothing when there are none; exit status 0 either way)",
+        "(nothing when there are none; exit status 0 either way, unless --fail-if-any)",
+    )
+    describe.add_argument(
+        "--fail-if-any",
+        action="store_true",
+        help="with --under-replicated: exit 1 when any partition is under-replicated",
     )
     describe.set_defaults(run=_describe, check=functools.partial(_check_describe, describe))
 
@@ -101,6 +107,8 @@ def add_parser(
 def _check_describe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.name is None and not args.under_replicated:
         parser.error("topic describe needs NAME (or --under-replicated, for every topic)")
+    if args.fail_if_any and not args.under_replicated:
+        parser.error("--fail-if-any goes with --under-replicated")
 
 
 def _check_alter(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -148,8 +156,13 @@ async def _describe(args: argparse.Namespace) -> int:
 async def _under_replicated(args: argparse.Namespace) -> int:
     async with Admin(args.bootstrap_server, client_id="logctl") as admin:
         described = await admin.describe_topics(None if args.name is None else [args.name])
-    for line in under_replicated_lines(described.values()):
+    lines = under_replicated_lines(described.values())
+    for line in lines:
         _say(line)
+    if lines and args.fail_if_any:
+        sys.stderr.write(f"logctl: {len(lines)} partition(s) under-replicated\n")
+        sys.stderr.flush()
+        return 1
     return 0
 
 

@@ -180,6 +180,11 @@ async def test_under_replicated_while_a_leader_is_down_then_preferred_leaders_co
     named = ok(await logctl(survivors, "topic", "describe", topic, "--under-replicated"))
     everywhere = ok(await logctl(survivors, "topic", "describe", "--under-replicated"))
     assert named == everywhere
+    # What a rolling restart loops on: the same lines, and exit status 1.
+    check = await logctl(survivors, "topic", "describe", "--under-replicated", "--fail-if-any")
+    assert check.returncode == 1, (check.stdout, check.stderr)
+    assert lines(check.stdout) == everywhere
+    assert check.stderr.decode() == "logctl: 3 partition(s) under-replicated\n"
     rows = [fields(line) for line in named]
     assert [row["Partition"] for row in rows] == ["0", "1", "2"]
     for row in rows:
@@ -223,6 +228,8 @@ async def test_under_replicated_while_a_leader_is_down_then_preferred_leaders_co
 
     await wait_for(rejoined, "the restarted broker to rejoin every ISR", cluster)
     assert ok(await logctl(cluster.bootstrap, "topic", "describe", "--under-replicated")) == []
+    in_sync = ["topic", "describe", "--under-replicated", "--fail-if-any"]
+    assert ok(await logctl(cluster.bootstrap, *in_sync)) == []
 
     elected = ok(await logctl(cluster.bootstrap, "cluster", "elect-leaders"))
 
@@ -295,6 +302,8 @@ async def test_standalone_nothing_is_under_replicated(broker: BrokerProcess) -> 
     ok(await logctl(broker.address, "topic", "create", "single", "--partitions", "3"))
 
     assert ok(await logctl(broker.address, "topic", "describe", "--under-replicated")) == []
+    in_sync = ["topic", "describe", "--under-replicated", "--fail-if-any"]
+    assert ok(await logctl(broker.address, *in_sync)) == []
     assert (
         ok(await logctl(broker.address, "topic", "describe", "single", "--under-replicated")) == []
     )
@@ -304,6 +313,9 @@ async def test_standalone_nothing_is_under_replicated(broker: BrokerProcess) -> 
     usage = await logctl(broker.address, "topic", "describe")
     assert usage.returncode == 2
     assert "needs NAME (or --under-replicated" in usage.stderr.decode()
+    alone = await logctl(broker.address, "topic", "describe", "single", "--fail-if-any")
+    assert alone.returncode == 2
+    assert "--fail-if-any goes with --under-replicated" in alone.stderr.decode()
 
 
 async def test_standalone_elect_leaders_wire_answers(broker: BrokerProcess) -> None:  # noqa: F811
