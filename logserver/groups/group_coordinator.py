@@ -117,6 +117,7 @@ class GroupCoordinator:
         clock_ms: Callable[[], int] = _monotonic_ms,
         wall_clock_ms: Callable[[], int] = _wall_ms,
         sweep_interval_s: float = 0.1,
+        stored_groups_interval_s: float = 10.0,
     ) -> None:
         self._store = store
         self.broker_id = broker_id
@@ -125,6 +126,8 @@ class GroupCoordinator:
         self._clock = clock_ms
         self._wall_clock = wall_clock_ms
         self.sweep_interval_s = sweep_interval_s
+        self.stored_groups_interval_s = stored_groups_interval_s
+        self._loader: asyncio.Task[None] | None = None
         self._leadership = Leadership(store, broker_id, self._drop_groups)
         self._groups: dict[str, _Entry] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -139,14 +142,18 @@ class GroupCoordinator:
         if self._sweeper is None and not self._closed:
             self._sweeper = asyncio.create_task(self._sweep_loop(), name="group-sweep")
             self._sweeper.add_done_callback(_report_failure)
+        if self._loader is None and not self._closed and self.stored_groups_interval_s:
+            self._loader = asyncio.create_task(self._stored_groups_loop(), name="group-loader")
+            self._loader.add_done_callback(_report_failure)
 
     async def close(self) -> None:
         """Stop coordinating: every waiting request is answered ``NOT_COORDINATOR`` now."""
         self._closed = True
         await self._leadership.close("the broker is shutting down")
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for task in (self._sweeper, self._loader):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     def on_leader(self, partition: int, leader_epoch: int) -> None:
         """This broker leads ``__consumer_offsets``-``partition`` at ``leader_epoch``."""
@@ -474,6 +481,42 @@ class GroupCoordinator:
         while True:
             await asyncio.sleep(self.sweep_interval_s)
             self.sweep()
+
+    # -- groups known only by their committed offsets -----------------------------------
+
+    async def load_stored_groups(self) -> int:
+        """Read the offsets of every stored group this broker coordinates and has not in
+        memory; return how many it loaded.
+
+        Such a group (its members gone, say, or its coordinator moved here) has no
+        other reason to be in memory, and the metrics (group counts, committed offsets,
+        lag) and the alerts on them ("a group with no members") see only groups in
+        memory. Groups with offsets are kept by the sweep, so each is read once.
+        """
+        loaded = 0
+        for group_id in await self._store.groups():
+            partition = self.partition_of(group_id)
+            if group_id in self._groups or partition is None:
+                continue
+            if not self.is_coordinating(partition):
+                continue
+            entry = self._entry(group_id)
+            assert entry is not None
+            await self._offsets(entry, group_id)
+            loaded += 1
+        return loaded
+
+    async def _stored_groups_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.stored_groups_interval_s)
+            try:
+                await self.load_stored_groups()
+            except LogServerError as exc:  # the store is away, or leadership moved
+                log.info(
+                    "reading the stored groups: %s; again in %g s",
+                    exc,
+                    self.stored_groups_interval_s,
+                )
 
 
 def _report_failure(task: asyncio.Task[None]) -> None:

@@ -269,3 +269,26 @@ async def test_rebalances_and_snapshot_for_the_metrics(coordinator):
     assert coordinator.rebalances == 2
     [(group_id, group, offsets)] = coordinator.snapshot()
     assert (group_id, len(group.members), offsets) == (GROUP, 2, None)
+
+
+async def test_groups_known_only_by_their_offsets_are_loaded_for_the_metrics(coordinator, store):
+    """A group whose members are gone (or whose coordinator moved here) is in memory only
+    once read; the loader reads each stored group this broker coordinates, once."""
+    other = next(g for g in (f"g{i}" for i in range(100)) if coordinator_partition(g, 4) != HOME)
+    store.offsets[GROUP] = {("t", 0): CommittedOffset(5)}
+    store.offsets[other] = {("t", 0): CommittedOffset(7)}
+    await lead(coordinator)  # HOME only: `other` belongs to another broker
+
+    assert coordinator.snapshot() == []
+    assert await coordinator.load_stored_groups() == 1
+    [(group_id, group, offsets)] = coordinator.snapshot()
+    assert (group_id, group.state.value, offsets) == (
+        GROUP,
+        "Empty",
+        {("t", 0): CommittedOffset(5)},
+    )
+    coordinator.sweep()  # a group with offsets stays
+    assert [g for g, _, _ in coordinator.snapshot()] == [GROUP]
+    reads = store.calls["fetch_offsets"]
+    assert await coordinator.load_stored_groups() == 0  # read once
+    assert store.calls["fetch_offsets"] == reads
