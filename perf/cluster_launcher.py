@@ -40,6 +40,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -355,3 +356,14 @@ def print_cluster_environment(env: dict[str, Any]) -> None:
         print(f"                  {' '.join(f'{x:.2f}' for x in env['loadavg_end'])} (end)")
         print(f"  runtime         {env['runtime_s']:.1f} s")
     print(f"  units           {env['units']}")
+
+
+_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+def log_time(line: str) -> float | None:
+    """The wall-clock time a broker log line was written (its asctime, local time)."""
+    found = _LOG_TIME.match(line)
+    if found is None:
+        return None
+    return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()

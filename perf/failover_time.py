@@ -73,7 +73,6 @@ import statistics
 import sys
 import threading
 import time
-from datetime import datetime
 from typing import Any
 
 from broker_launcher import progress, run_async
@@ -83,6 +82,7 @@ from cluster_launcher import (
     cluster_environment,
     finish_cluster_environment,
     launch_cluster,
+    log_time,
     print_cluster_environment,
     sigterm_as_interrupt,
     wait_for_topic,
@@ -101,7 +101,6 @@ BAR_MEDIAN_S = 6.0
 READY_TIMEOUT_S = 60.0
 POLL_S = 0.05
 ZK_TIMEOUT_S = 10.0
-_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
 clock = time.perf_counter
 
@@ -224,14 +223,6 @@ class Watcher:
                 if at >= after and p == partition and leader not in (old, -1):
                     return at, leader, epoch
         return None
-
-
-def log_time(line: str) -> float | None:
-    """The wall-clock time a broker log line was written (its asctime, local time)."""
-    found = _LOG_TIME.match(line)
-    if found is None:
-        return None
-    return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 def first_log_line(

@@ -70,7 +70,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -81,6 +80,7 @@ from cluster_launcher import (
     cluster_environment,
     finish_cluster_environment,
     launch_cluster,
+    log_time,
     print_cluster_environment,
     sigterm_as_interrupt,
     wait_for_topic,
@@ -100,7 +100,6 @@ BAR_MARGIN_S = 3.0
 MEMBER_SCRIPT = Path(__file__).resolve().parent / "group_member.py"
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
-_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 _EXPIRED = re.compile(rf"group '{GROUP}': member \S+ expired \(silent for (\d+) ms\)")
 _GENERATION = re.compile(rf"group '{GROUP}': generation \d+ with (\d+) member")
 GOLDEN_RATIO_FRACTION = 0.6180339887  # round r kills at phase r * this (mod 1): evenly spread
@@ -387,14 +386,6 @@ async def throughput(
     rate = result["records_per_s"]
     progress(TOOL, f"consumed {total} records in {elapsed:.2f} s: {rate:.0f} records/s")
     return result
-
-
-def log_time(line: str) -> float | None:
-    """The wall-clock time a broker log line was written (its asctime, local time)."""
-    found = _LOG_TIME.match(line)
-    if found is None:
-        return None
-    return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 def coordinator_lines(
