@@ -39,12 +39,12 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from broker_launcher import LaunchedBroker, event_loop_name, progress, source_version
+from broker_launcher import LaunchedBroker, event_loop_name, progress, run_async, source_version
 
 from client.admin import Admin
 from client.admin_types import TopicDescription
@@ -315,6 +315,30 @@ def cluster_environment(loop_choice: str, cluster: LaunchedCluster) -> dict[str,
         },
         "units": "MB = 10**6 bytes, MiB = 2**20 bytes; latencies in ms",
     }
+
+
+T = TypeVar("T")
+
+
+def run_on_cluster(
+    tool: str, args: argparse.Namespace, work: Callable[[LaunchedCluster], Awaitable[T]]
+) -> tuple[T, dict[str, Any]] | None:
+    """Launch the cluster the arguments ask for (``add_cluster_arguments``), run ``work`` on
+    it, stop every process; ``(result, environment)``, or None when interrupted (^C or
+    SIGTERM), every process stopped all the same."""
+    started = time.perf_counter()
+    with sigterm_as_interrupt():
+        try:
+            with launch_cluster(
+                args.dir, settings=args.broker_setting, keep_dir=args.keep_dir
+            ) as cluster:
+                env = cluster_environment(args.event_loop, cluster)
+                result = run_async(lambda: work(cluster), args.event_loop)
+        except KeyboardInterrupt:
+            progress(tool, "interrupted; every process it started is stopped")
+            return None
+    finish_cluster_environment(env, started, cluster.exit_codes)
+    return result, env
 
 
 def finish_cluster_environment(

@@ -75,16 +75,13 @@ import threading
 import time
 from typing import Any
 
-from broker_launcher import progress, run_async
+from broker_launcher import progress
 from cluster_launcher import (
     LaunchedCluster,
     add_cluster_arguments,
-    cluster_environment,
-    finish_cluster_environment,
-    launch_cluster,
     log_time,
     print_cluster_environment,
-    sigterm_as_interrupt,
+    run_on_cluster,
     wait_for_topic,
 )
 from kazoo.client import KazooClient
@@ -585,18 +582,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.getLogger("kazoo").setLevel(logging.ERROR)  # its reconnects are expected here
-    started = time.perf_counter()
-    with sigterm_as_interrupt():
-        try:
-            with launch_cluster(
-                args.dir, settings=args.broker_setting, keep_dir=args.keep_dir
-            ) as cluster:
-                env = cluster_environment(args.event_loop, cluster)
-                result = run_async(lambda: run(cluster, args), args.event_loop)
-        except KeyboardInterrupt:
-            progress(TOOL, "interrupted; every process it started is stopped")
-            return 130
-    finish_cluster_environment(env, started, cluster.exit_codes)
+    ran = run_on_cluster(TOOL, args, lambda cluster: run(cluster, args))
+    if ran is None:
+        return 130
+    result, env = ran
     config = {
         "runs": args.runs,
         "partitions": args.partitions,

@@ -73,16 +73,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from broker_launcher import CpuMeter, progress, run_async
+from broker_launcher import CpuMeter, progress
 from cluster_launcher import (
     LaunchedCluster,
     add_cluster_arguments,
-    cluster_environment,
-    finish_cluster_environment,
-    launch_cluster,
     log_time,
     print_cluster_environment,
-    sigterm_as_interrupt,
+    run_on_cluster,
     wait_for_topic,
 )
 
@@ -619,19 +616,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    started = time.perf_counter()
-    with sigterm_as_interrupt():
-        try:
-            with launch_cluster(
-                args.dir, settings=args.broker_setting, keep_dir=args.keep_dir
-            ) as cluster:
-                env = cluster_environment(args.event_loop, cluster)
-                settings = group_settings(cluster)
-                result = run_async(lambda: run(cluster, args), args.event_loop)
-        except KeyboardInterrupt:
-            progress(TOOL, "interrupted; every process it started is stopped")
-            return 130
-    finish_cluster_environment(env, started, cluster.exit_codes)
+    settings: dict[str, str] = {}
+
+    async def work(cluster: LaunchedCluster) -> dict[str, Any]:
+        settings.update(group_settings(cluster))
+        return await run(cluster, args)
+
+    ran = run_on_cluster(TOOL, args, work)
+    if ran is None:
+        return 130
+    result, env = ran
     config = {
         "num_records": args.num_records,
         "record_size": args.record_size,

@@ -47,18 +47,14 @@ import json
 import os
 import statistics
 import sys
-import time
 from typing import Any
 
-from broker_launcher import CpuMeter, format_latency, progress, run_async
+from broker_launcher import CpuMeter, format_latency, progress
 from cluster_launcher import (
     LaunchedCluster,
     add_cluster_arguments,
-    cluster_environment,
-    finish_cluster_environment,
-    launch_cluster,
     print_cluster_environment,
-    sigterm_as_interrupt,
+    run_on_cluster,
     wait_for_topic,
 )
 from producer_perf import (
@@ -252,18 +248,10 @@ def print_table(out: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    started = time.perf_counter()
-    with sigterm_as_interrupt():
-        try:
-            with launch_cluster(
-                args.dir, settings=args.broker_setting, keep_dir=args.keep_dir
-            ) as cluster:
-                env = cluster_environment(args.event_loop, cluster)
-                rounds = run_async(lambda: run(cluster, args), args.event_loop)
-        except KeyboardInterrupt:
-            progress(TOOL, "interrupted; every process it started is stopped")
-            return 130
-    finish_cluster_environment(env, started, cluster.exit_codes)
+    ran = run_on_cluster(TOOL, args, lambda cluster: run(cluster, args))
+    if ran is None:
+        return 130
+    rounds, env = ran
     config = config_of(args)
     for key in ("topic", "acks"):
         config.pop(key, None)
