@@ -49,7 +49,19 @@ async def test_a_listening_broker_is_alive(listening: int) -> None:
 
 async def test_a_refusing_broker_is_reported_once_per_registration() -> None:
     info = BrokerInfo(2, "127.0.0.1", closed_port(), epoch=7)
-    dead = await probe_for([info], rounds=10)
+    dead: list[BrokerInfo] = []
+    probe = LivenessProbe(0, dead.append, interval_s=INTERVAL_S, connect_timeout_s=0.5)
+    probe.watch([info])
+    probe.start()
+    try:
+        for _ in range(250):  # until reported (5 s at most)
+            if dead:
+                break
+            await asyncio.sleep(0.02)
+        assert dead == [info]
+        await asyncio.sleep(INTERVAL_S * 10)  # more refusals: still reported once
+    finally:
+        await probe.close()
     assert dead == [info]
     assert dead[0].epoch == 7
 
